@@ -1,0 +1,1 @@
+"""hazardloop engine: plain Python, no Flask."""

@@ -1,0 +1,126 @@
+"""Registry of service-task handlers: the only side effects a diagram can ask for.
+
+Handlers run inside ``do_engine_steps()``; they never touch the database. They compute a result
+(stored by SpiffWorkflow in the task's result variable) and record :class:`Effect` objects that
+the runtime applies afterwards, inside the same transaction (events, hazard columns, escalation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import timedelta
+from typing import Any
+
+from .clock import Clock
+from .errors import HandlerError
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """Something a handler asks the runtime to do once the engine step is over."""
+
+    handler: str
+    task_key: str
+    params: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class HandlerContext:
+    clock: Clock
+    task_key: str
+    data: Mapping[str, Any]
+    effects: list[Effect] = field(default_factory=list)
+
+
+Handler = Callable[..., object]
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerSpec:
+    name: str
+    fn: Handler
+    #: parameter name -> allowed Python types; deploy checks the diagram names exactly these.
+    params: Mapping[str, tuple[type, ...]]
+    #: whether the handler's result must be stored in a result variable.
+    needs_result_variable: bool = False
+
+
+HANDLERS: dict[str, HandlerSpec] = {}
+
+
+def register_handler(
+    name: str,
+    params: Mapping[str, tuple[type, ...]],
+    *,
+    needs_result_variable: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the service-task handler ``name``."""
+
+    def decorator(fn: Handler) -> Handler:
+        HANDLERS[name] = HandlerSpec(name, fn, dict(params), needs_result_variable)
+        return fn
+
+    return decorator
+
+
+def call_handler(name: str, ctx: HandlerContext, params: Mapping[str, Any]) -> object:
+    """Run a registered handler with typed parameters.
+
+    :raises HandlerError: unknown handler, wrong parameters, or the handler failed (real cause kept).
+    """
+    spec = HANDLERS.get(name)
+    if spec is None:
+        raise HandlerError(name, "未注册的服务任务处理器")
+    unknown = set(params) - set(spec.params)
+    missing = set(spec.params) - set(params)
+    if unknown or missing:
+        raise HandlerError(name, f"参数不匹配: 多余 {sorted(unknown)}, 缺少 {sorted(missing)}")
+    for key, value in params.items():
+        if (
+            not isinstance(value, spec.params[key])
+            or isinstance(value, bool)
+            and bool not in spec.params[key]
+        ):
+            raise HandlerError(name, f"参数 {key} 类型错误: {type(value).__name__}")
+    try:
+        return spec.fn(ctx, **params)
+    except HandlerError:
+        raise
+    except Exception as exc:  # the real cause is recorded, never masked
+        raise HandlerError(name, f"{type(exc).__name__}: {exc}") from exc
+
+
+@register_handler("remind", {"kind": (str,)})
+def _remind(ctx: HandlerContext, *, kind: str) -> None:
+    """提醒: a due date is approaching."""
+    ctx.effects.append(Effect("remind", ctx.task_key, {"kind": kind}))
+
+
+@register_handler("mark_overdue", {"kind": (str,)})
+def _mark_overdue(ctx: HandlerContext, *, kind: str) -> None:
+    """逾期: the task stays open (non-interrupting); the hazard is marked overdue."""
+    ctx.effects.append(Effect("mark_overdue", ctx.task_key, {"kind": kind}))
+
+
+@register_handler("escalate", {"reason": (str,)})
+def _escalate(ctx: HandlerContext, *, reason: str) -> None:
+    """升级: raise the hazard's escalation level (the ladder itself is policy data)."""
+    ctx.effects.append(Effect("escalate", ctx.task_key, {"reason": reason}))
+
+
+@register_handler("compute_deadline", {"days": (int,), "unit": (str,)}, needs_result_variable=True)
+def _compute_deadline(ctx: HandlerContext, *, days: int, unit: str) -> str:
+    """Return an absolute due time (ISO, UTC) ``days`` from now.
+
+    Only calendar days for now; working days arrive with the calendar module.
+    """
+    if unit != "calendar_days":
+        raise ValueError(f"unsupported unit {unit!r}")
+    if not 0 <= days <= 3660:
+        raise ValueError(f"days out of range: {days}")
+    due = ctx.clock.now() + timedelta(days=days)
+    ctx.effects.append(Effect("compute_deadline", ctx.task_key, {"due_at": due.isoformat(), "days": days}))
+    return due.isoformat()

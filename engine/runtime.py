@@ -1,0 +1,1065 @@
+"""Running the loop: start, claim, release, delegate, complete and the actions beside the happy path.
+
+Every mutation follows the per-instance protocol (DESIGN §4):
+
+1. lock the instance row (``SELECT … FOR UPDATE``; SQLite holds its write lock from ``BEGIN IMMEDIATE``),
+2. load it onto the cached spec and ``refresh_timers(); do_engine_steps()`` so due timers fire first,
+3. re-check the target task is still ready and the actor may act on it,
+4. validate the form, apply it, run the engine,
+5. rewrite projections, append events and compare-and-set the instance ``version`` — one transaction.
+
+The caller owns the session and the transaction (``with sessions.begin() as session``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from collections.abc import Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from . import bpmn
+from .access import Actor
+from .access import can_act_as
+from .access import can_act_as_any
+from .access import can_see
+from .access import load_actor
+from .clock import Clock
+from .clock import SystemClock
+from .config import Settings
+from .definitions import resolve_definition
+from .definitions import shipped_forms
+from .definitions import spec_for
+from .errors import Conflict
+from .errors import Forbidden
+from .errors import InvalidInput
+from .errors import NotFound
+from .events import append_event
+from .forms import FormDefinition
+from .handlers import Effect
+from .models import Attachment
+from .models import Department
+from .models import DepartmentSector
+from .models import Enterprise
+from .models import ExtensionRequest
+from .models import ExtensionState
+from .models import Grade
+from .models import HandlingType
+from .models import Hazard
+from .models import HazardDepartment
+from .models import HazardSource
+from .models import HazardStatus
+from .models import InstanceStatus
+from .models import NumberSequence
+from .models import ProcessInstance
+from .models import Region
+from .models import Role
+from .models import Sector
+from .models import TaskSubmission
+from .models import TimerJob
+from .models import TimerJobState
+from .models import WorkItem
+from .models import WorkItemState
+
+#: roles that may take the department-side actions (void, reopen, decide extensions, record refusals)
+SUPERVISING_ROLES = (Role.DEPT_REVIEWER, Role.OFFICE_ADMIN)
+ENTERPRISE_SIDE_ROLES = (Role.RECTIFIER, Role.SAFETY_OFFICER, Role.PRINCIPAL)
+#: the 五落实 items (and interim measures) a 重大 plan needs before the principal may sign it off
+PLAN_ITEMS = {
+    "responsible_person": "责任（整改责任人）",
+    "measures": "措施",
+    "funds": "资金",
+    "deadline": "期限",
+    "contingency_plan": "应急预案",
+    "interim_measures": "整改期间防范措施",
+}
+#: hazard columns a plan form fills (form field name -> hazard attribute)
+PLAN_FIELDS = {
+    "responsible_person": "responsible_person",
+    "measures": "measures",
+    "methods": "measures",
+    "funds": "funds",
+    "contingency_plan": "contingency_plan",
+    "interim_measures": "interim_measures",
+}
+MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class EngineContext:
+    """What every engine call needs besides the session: settings, clock, audit key, forms."""
+
+    settings: Settings
+    clock: Clock = field(default_factory=SystemClock)
+    forms: Mapping[str, FormDefinition] | None = None
+    _audit_key: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if self.forms is None:
+            self.forms = shipped_forms(self.settings.processes_dir)
+
+    @property
+    def audit_key(self) -> bytes:
+        if self._audit_key is None:
+            self._audit_key = self.settings.load_audit_key()
+        return self._audit_key
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.business_timezone)
+
+    def form(self, key: str) -> FormDefinition:
+        assert self.forms is not None
+        try:
+            return self.forms[key]
+        except KeyError:
+            raise NotFound("表单", key) from None
+
+    def end_of_business_day(self, day: dt.date) -> dt.datetime:
+        """23:59:59 local business time on ``day``, as UTC."""
+        return dt.datetime.combine(day, dt.time(23, 59, 59), self.tz).astimezone(dt.UTC)
+
+
+@dataclass
+class _Loaded:
+    instance: ProcessInstance
+    hazard: Hazard
+    workflow: Any
+    now: dt.datetime
+
+
+# --- the protocol ---------------------------------------------------------------------------------
+
+
+def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
+    instance = session.scalars(
+        select(ProcessInstance)
+        .where(ProcessInstance.hazard_id == hazard_id)
+        .order_by(ProcessInstance.id.desc())
+        .limit(1)
+        .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
+    ).first()
+    if instance is None:
+        raise NotFound("隐患流程实例", hazard_id)
+    return instance
+
+
+@contextmanager
+def _protocol(
+    session: Session, ctx: EngineContext, hazard_id: int, *, actor: Actor | None
+) -> Iterator[_Loaded]:
+    """Steps 1, 2 and 5 of the protocol around the caller's steps 3 and 4."""
+    instance = _lock_instance(session, hazard_id)
+    hazard = session.get_one(Hazard, hazard_id, populate_existing=True)
+    if actor is not None and not can_see(actor, hazard):
+        raise NotFound("隐患", hazard_id)
+    now = ctx.clock.now()
+    spec, subs = spec_for(instance.definition_version)
+    workflow = bpmn.load_state(instance.state, instance.serializer_version, spec, subs)
+    loaded = _Loaded(instance, hazard, workflow, now)
+    if instance.status == InstanceStatus.RUNNING.value:
+        bpmn.advance(workflow)
+        _apply_effects(session, ctx, loaded)
+        _project(session, ctx, loaded)
+    yield loaded
+    _save(session, ctx, loaded)
+
+
+def _save(session: Session, ctx: EngineContext, loaded: _Loaded) -> None:
+    instance = loaded.instance
+    instance.state = bpmn.dump_state(loaded.workflow)
+    instance.updated_at = loaded.now
+    loaded.hazard.updated_at = loaded.now
+    try:
+        session.flush()  # version_id_col: UPDATE … WHERE id = ? AND version = ?
+    except StaleDataError as exc:
+        raise Conflict("流程实例已被他人修改，请刷新后重试") from exc
+
+
+def _event(
+    session: Session,
+    ctx: EngineContext,
+    loaded: _Loaded,
+    action: str,
+    *,
+    actor: Actor | None = None,
+    task_key: str | None = None,
+    **payload: Any,
+) -> None:
+    append_event(
+        session,
+        loaded.instance,
+        key=ctx.audit_key,
+        action=action,
+        at=loaded.now,
+        actor_id=actor.user_id if actor is not None and actor.user_id else None,
+        task_key=task_key,
+        payload=payload,
+    )
+
+
+def _apply_effects(session: Session, ctx: EngineContext, loaded: _Loaded) -> None:
+    """Apply what service-task handlers asked for, in the same transaction."""
+    hazard = loaded.hazard
+    effects: list[Effect] = bpmn.effects_of(loaded.workflow)
+    for effect in effects:
+        if effect.handler == "remind":
+            _event(session, ctx, loaded, "reminder", task_key=effect.task_key, **effect.params)
+        elif effect.handler == "mark_overdue":
+            hazard.overdue = True
+            _event(session, ctx, loaded, "overdue", task_key=effect.task_key, **effect.params)
+        elif effect.handler == "escalate":
+            hazard.escalation_level = (hazard.escalation_level or 0) + 1
+            _event(
+                session,
+                ctx,
+                loaded,
+                "escalated",
+                task_key=effect.task_key,
+                level=hazard.escalation_level,
+                **effect.params,
+            )
+        elif effect.handler == "compute_deadline":
+            _event(session, ctx, loaded, "deadline_computed", task_key=effect.task_key, **effect.params)
+
+
+def _parse_due(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _project(
+    session: Session,
+    ctx: EngineContext,
+    loaded: _Loaded,
+    *,
+    completed_task_id: str | None = None,
+) -> None:
+    """Rewrite work items, timer jobs and the hazard's business columns from the workflow."""
+    instance, hazard, workflow = loaded.instance, loaded.hazard, loaded.workflow
+    open_items = {
+        w.spiff_task_id: w
+        for w in session.scalars(
+            select(WorkItem).where(
+                WorkItem.instance_id == instance.id, WorkItem.state == WorkItemState.OPEN.value
+            )
+        )
+    }
+    ready = bpmn.ready_user_tasks(workflow) if instance.status == InstanceStatus.RUNNING.value else []
+    ready_ids = set()
+    for task in ready:
+        ready_ids.add(task.id)
+        props = task.properties
+        due_at = (
+            _parse_due(task.data.get(props.get("due_variable", ""))) if props.get("due_variable") else None
+        )
+        item = open_items.get(task.id)
+        if item is None:
+            item = WorkItem(
+                instance_id=instance.id,
+                hazard_id=hazard.id,
+                spiff_task_id=task.id,
+                task_key=task.key,
+                title=task.name,
+                candidate_role=props["candidate_role"],
+                org_scope=props["org_scope"],
+                form_key=props["form_key"],
+                delegable=props.get("delegable", "true") != "false",
+                due_at=due_at,
+                created_at=loaded.now,
+            )
+            session.add(item)
+            _event(session, ctx, loaded, "task_created", task_key=task.key, title=task.name)
+        elif item.due_at != due_at:
+            item.due_at = due_at
+    for spiff_id, item in open_items.items():
+        if spiff_id in ready_ids:
+            continue
+        state = bpmn.task_state_name(workflow, spiff_id)
+        if spiff_id == completed_task_id or state == "COMPLETED":
+            item.state = WorkItemState.COMPLETED.value
+        else:
+            item.state = WorkItemState.CANCELLED.value
+            _event(session, ctx, loaded, "task_cancelled", task_key=item.task_key)
+        item.completed_at = item.completed_at or loaded.now
+
+    waiting = {t.id: t for t in bpmn.waiting_timers(workflow)} if instance.status == "running" else {}
+    jobs = {
+        j.spiff_task_id: j
+        for j in session.scalars(
+            select(TimerJob).where(
+                TimerJob.instance_id == instance.id, TimerJob.state == TimerJobState.WAITING.value
+            )
+        )
+    }
+    for timer_id, timer in waiting.items():
+        job = jobs.get(timer_id)
+        if job is None:
+            session.add(
+                TimerJob(
+                    instance_id=instance.id,
+                    hazard_id=hazard.id,
+                    spiff_task_id=timer_id,
+                    timer_key=timer.key,
+                    due_at=timer.due_at,
+                )
+            )
+        elif job.due_at != timer.due_at:
+            job.due_at = timer.due_at
+            job.attempts = 0
+    for timer_id, job in jobs.items():
+        if timer_id in waiting:
+            continue
+        if bpmn.task_state_name(workflow, timer_id) == "COMPLETED":
+            job.state = TimerJobState.FIRED.value
+            job.fired_at = loaded.now
+            _event(session, ctx, loaded, "timer_fired", task_key=job.timer_key, due_at=job.due_at.isoformat())
+        else:
+            job.state = TimerJobState.CANCELLED.value
+        job.lock_owner = None
+        job.lock_expires_at = None
+
+    if instance.status == InstanceStatus.RUNNING.value and bpmn.workflow_completed(workflow):
+        instance.status = InstanceStatus.COMPLETED.value
+        instance.completed_at = loaded.now
+        hazard.status = HazardStatus.CLOSED.value
+        hazard.closed_at = loaded.now
+        hazard.overdue = False
+        _event(session, ctx, loaded, "closed")
+    elif instance.status == InstanceStatus.RUNNING.value and ready:
+        hazard.status = ready[0].properties.get("status", hazard.status)
+
+
+# --- queries used by the protocol ------------------------------------------------------------------
+
+
+def _work_item_for_update(session: Session, work_item_id: int) -> WorkItem:
+    item = session.get(WorkItem, work_item_id)
+    if item is None:
+        raise NotFound("任务", work_item_id)
+    return item
+
+
+def _recheck_item(session: Session, loaded: _Loaded, item: WorkItem, actor: Actor) -> Any:
+    """Step 3: the task is still ready and this actor may act on it."""
+    session.refresh(item)
+    if item.state != WorkItemState.OPEN.value:
+        raise Conflict(f"任务「{item.title}」已{'完成' if item.state == 'completed' else '取消'}，不能再处理")
+    task = bpmn.find_ready_task(loaded.workflow, item.spiff_task_id)
+    if task is None:
+        raise Conflict(f"任务「{item.title}」已不在待办状态")
+    if not can_act_as(actor, item.candidate_role, loaded.hazard, org_scope=item.org_scope):
+        raise Forbidden(f"您没有办理任务「{item.title}」的权限（需要角色 {item.candidate_role}）")
+    return task
+
+
+def _hazard_for_item(session: Session, work_item_id: int, actor: Actor) -> WorkItem:
+    item = _work_item_for_update(session, work_item_id)
+    hazard = session.get_one(Hazard, item.hazard_id)
+    if not can_see(actor, hazard):
+        raise NotFound("任务", work_item_id)
+    return item
+
+
+# --- registration ------------------------------------------------------------------------------------
+
+
+def _next_number(session: Session, scope: str, year: int) -> int:
+    """Increment a per-scope, per-year counter under its row lock (gap-free, concurrency-safe)."""
+    for _ in range(3):
+        value = session.scalar(
+            update(NumberSequence)
+            .where(NumberSequence.scope == scope, NumberSequence.year == year)
+            .values(value=NumberSequence.value + 1)
+            .returning(NumberSequence.value)
+        )
+        if value is not None:
+            return int(value)
+        try:
+            with session.begin_nested():
+                session.add(NumberSequence(scope=scope, year=year, value=1))
+            return 1
+        except IntegrityError:
+            continue
+    raise Conflict("编号分配冲突，请重试")
+
+
+def _default_lead_department(session: Session, sector_code: str, region: Region) -> int | None:
+    """谁主管谁牵头: the department leading the sector nearest the enterprise's region."""
+    rows = session.execute(
+        select(Department.id, Region.path)
+        .join(DepartmentSector, DepartmentSector.department_id == Department.id)
+        .join(Region, Region.id == Department.region_id)
+        .where(DepartmentSector.sector_code == sector_code, DepartmentSector.leads.is_(True))
+    ).all()
+    candidates = [(len(path), dept_id) for dept_id, path in rows if region.path.startswith(path)]
+    return max(candidates)[1] if candidates else None
+
+
+_REGISTER_FIELDS = {
+    "title",
+    "description",
+    "location",
+    "enterprise_id",
+    "sector_code",
+    "lead_department_id",
+    "co_department_ids",
+    "source",
+    "grade",
+    "determination_basis",
+    "handling_type",
+    "discovered_at",
+    "discovered_by",
+    "deadline",
+    "stop_production",
+    "interim_measures",
+    "listed_level",
+}
+
+
+def _registration_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for key in set(data) - _REGISTER_FIELDS:
+        errors[key] = ["未知字段"]
+    for key, limit in (("title", 200), ("description", 10000), ("location", 300)):
+        value = data.get(key)
+        if not isinstance(value, str) or not value.strip():
+            errors[key] = ["必填"]
+        elif len(value) > limit:
+            errors[key] = [f"不能超过 {limit} 个字符"]
+    if not isinstance(data.get("enterprise_id"), int) or isinstance(data.get("enterprise_id"), bool):
+        errors["enterprise_id"] = ["必须是企业编号（整数）"]
+    if data.get("grade") not in {g.value for g in Grade}:
+        errors["grade"] = ["必须是 general（一般）、prominent（突出）或 major（重大）"]
+    if data.get("source") not in {s.value for s in HazardSource}:
+        errors["source"] = [f"来源必须是 {', '.join(s.value for s in HazardSource)} 之一"]
+    handling = data.get("handling_type", HandlingType.DEADLINE.value)
+    if handling not in {h.value for h in HandlingType}:
+        errors["handling_type"] = ["必须是 immediate（即查即改）或 deadline（限期整改）"]
+    for key in ("discovered_at", "deadline"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            errors[key] = ["必须是带时区的时间"]
+    if data.get("discovered_at") is None:
+        errors.setdefault("discovered_at", ["必填"])
+    listed = data.get("listed_level")
+    if listed is not None and (not isinstance(listed, int) or not 1 <= listed <= 4):
+        errors["listed_level"] = ["挂牌级别必须是 1–4"]
+    co = data.get("co_department_ids", [])
+    if not isinstance(co, list) or not all(isinstance(i, int) for i in co):
+        errors["co_department_ids"] = ["必须是部门编号列表"]
+    return errors
+
+
+def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data: Mapping[str, Any]) -> Hazard:
+    """登记隐患 and start its loop on the definition bound to its grade and sector.
+
+    ``discovered_at`` and ``deadline`` may lie in the past (back-filling the 存量 stock).
+
+    :raises InvalidInput: field errors (keys are field names).
+    :raises Forbidden: the actor may not register hazards for this enterprise.
+    """
+    errors = _registration_errors(data)
+    if errors:
+        raise InvalidInput(errors)
+    enterprise = session.get(Enterprise, data["enterprise_id"])
+    if enterprise is None:
+        raise InvalidInput({"enterprise_id": ["企业不存在"]})
+    sector_code = data.get("sector_code") or enterprise.sector_code
+    if session.get(Sector, sector_code) is None:
+        raise InvalidInput({"sector_code": ["行业不存在"]})
+    grade = data["grade"]
+    handling = data.get("handling_type", HandlingType.DEADLINE.value)
+    if grade != Grade.GENERAL.value:
+        handling = HandlingType.DEADLINE.value  # 突出限期整改、重大挂账整改: never 即查即改
+    region = enterprise.region
+    lead = data.get("lead_department_id") or _default_lead_department(session, sector_code, region)
+    if data.get("lead_department_id") and session.get(Department, data["lead_department_id"]) is None:
+        raise InvalidInput({"lead_department_id": ["部门不存在"]})
+    co_ids = sorted(set(data.get("co_department_ids", [])))
+    for dept_id in co_ids:
+        if session.get(Department, dept_id) is None:
+            raise InvalidInput({"co_department_ids": [f"部门 {dept_id} 不存在"]})
+    now = ctx.clock.now()
+    hazard = Hazard(
+        number="pending",
+        title=data["title"].strip(),
+        description=data["description"].strip(),
+        location=data["location"].strip(),
+        enterprise_id=enterprise.id,
+        region_id=region.id,
+        region_path=region.path,
+        sector_code=sector_code,
+        lead_department_id=lead,
+        source=data["source"],
+        grade=grade,
+        determination_basis=data.get("determination_basis"),
+        handling_type=handling,
+        interim_measures=data.get("interim_measures"),
+        stop_production=bool(data.get("stop_production", False)),
+        deadline=data.get("deadline"),
+        status=HazardStatus.REGISTERED.value,
+        listed_level=data.get("listed_level"),
+        discovered_at=data["discovered_at"],
+        discovered_by=data.get("discovered_by") or actor.display_name,
+        created_by_id=actor.user_id or None,
+        created_at=now,
+        updated_at=now,
+    )
+    hazard.co_departments = [HazardDepartment(department_id=d) for d in co_ids]
+    if not can_see(actor, hazard):
+        raise Forbidden("您无权为该企业登记隐患")
+    if data["source"] == HazardSource.PUBLIC_TIP.value or Role.TIP_OFFICER not in actor.roles:
+        pass
+    year = now.astimezone(ctx.tz).year
+    hazard.number = f"YH-{region.code}-{year}-{_next_number(session, 'hazard:' + region.code, year):05d}"
+    session.add(hazard)
+    session.flush()
+    _start_instance(session, ctx, hazard, actor=actor, action="registered")
+    return hazard
+
+
+def _start_instance(
+    session: Session, ctx: EngineContext, hazard: Hazard, *, actor: Actor, action: str
+) -> None:
+    version = resolve_definition(session, grade=hazard.grade, sector_code=hazard.sector_code)
+    spec, subs = spec_for(version)
+    workflow = bpmn.new_workflow(spec, subs)
+    start = workflow.task_tree
+    start.data.update(
+        {
+            "grade": hazard.grade,
+            "handling": hazard.handling_type,
+            "max_rejects": ctx.settings.max_rejects,
+            "failed_verifications": 0,
+            "deadline_at": hazard.deadline.isoformat() if hazard.deadline else None,
+            "decision": None,
+            "verified": None,
+        }
+    )
+    now = ctx.clock.now()
+    instance = ProcessInstance(
+        hazard_id=hazard.id,
+        definition_version_id=version.id,
+        status=InstanceStatus.RUNNING.value,
+        state=b"",
+        serializer_version=bpmn.SERIALIZER_VERSION,
+        created_at=now,
+        updated_at=now,
+    )
+    instance.definition_version = version
+    session.add(instance)
+    session.flush()
+    loaded = _Loaded(instance, hazard, workflow, now)
+    _event(
+        session,
+        ctx,
+        loaded,
+        action,
+        actor=actor,
+        number=hazard.number,
+        grade=hazard.grade,
+        handling=hazard.handling_type,
+        definition=f"{version.process_key}@{version.version}",
+    )
+    workflow.do_engine_steps()
+    _apply_effects(session, ctx, loaded)
+    _project(session, ctx, loaded)
+    instance.state = bpmn.dump_state(workflow)
+    session.flush()
+
+
+# --- task actions -----------------------------------------------------------------------------------
+
+
+def claim(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Actor) -> WorkItem:
+    """认领: take a group task as one's own.
+
+    :raises Conflict: already claimed by someone else, or no longer open.
+    """
+    item = _hazard_for_item(session, work_item_id, actor)
+    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+        _recheck_item(session, loaded, item, actor)
+        if item.assignee_id not in (None, actor.user_id):
+            raise Conflict(f"任务「{item.title}」已被他人认领")
+        item.assignee_id = actor.user_id
+        item.claimed_at = loaded.now
+        _event(session, ctx, loaded, "claimed", actor=actor, task_key=item.task_key)
+    return item
+
+
+def release(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Actor) -> WorkItem:
+    """释放: hand a claimed task back to the group."""
+    item = _hazard_for_item(session, work_item_id, actor)
+    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+        _recheck_item(session, loaded, item, actor)
+        if item.assignee_id != actor.user_id:
+            raise Conflict(f"任务「{item.title}」不是由您认领的")
+        item.assignee_id = None
+        item.claimed_at = None
+        _event(session, ctx, loaded, "released", actor=actor, task_key=item.task_key)
+    return item
+
+
+def delegate(
+    session: Session, ctx: EngineContext, *, work_item_id: int, actor: Actor, to_user_id: int
+) -> WorkItem:
+    """转办: give a task to another user who holds its role in scope.
+
+    :raises Forbidden: the task is not delegable (e.g. the 主要负责人's own sign-off) or the
+        target may not act on it.
+    """
+    item = _hazard_for_item(session, work_item_id, actor)
+    target = load_actor(session, to_user_id)
+    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+        _recheck_item(session, loaded, item, actor)
+        if not item.delegable:
+            raise Forbidden(f"任务「{item.title}」须本人办理，不能转办")
+        if item.assignee_id not in (None, actor.user_id):
+            raise Conflict(f"任务「{item.title}」已被他人认领")
+        if not can_act_as(target, item.candidate_role, loaded.hazard, org_scope=item.org_scope):
+            raise Forbidden(f"{target.display_name} 没有办理该任务的权限")
+        item.assignee_id = target.user_id
+        item.claimed_at = loaded.now
+        _event(
+            session, ctx, loaded, "delegated", actor=actor, task_key=item.task_key, to_user_id=target.user_id
+        )
+    return item
+
+
+def _check_separation(
+    session: Session, loaded: _Loaded, item: WorkItem, props: Mapping[str, str], actor: Actor
+) -> None:
+    keys = [k.strip() for k in props.get("separate_from", "").split(",") if k.strip()]
+    if not keys:
+        return
+    did_it = session.scalar(
+        select(WorkItem.id).where(
+            WorkItem.instance_id == loaded.instance.id,
+            WorkItem.task_key.in_(keys),
+            WorkItem.state == WorkItemState.COMPLETED.value,
+            WorkItem.completed_by_id == actor.user_id,
+        )
+    )
+    if did_it is not None:
+        raise Forbidden(f"「{item.title}」不能由整改人本人办理（验收人不得为整改人）")
+
+
+def _check_attachments(
+    session: Session, ctx: EngineContext, hazard: Hazard, form: FormDefinition, data: Mapping[str, Any]
+) -> None:
+    errors: dict[str, list[str]] = {}
+    for f in form.fields:
+        if f.type not in ("photo", "file") or not data.get(f.name):
+            continue
+        ids = list(data[f.name])
+        rows = {a.id: a for a in session.scalars(select(Attachment).where(Attachment.id.in_(ids)))}
+        missing = [i for i in ids if i not in rows or rows[i].hazard_id != hazard.id]
+        if missing:
+            errors[f.name] = [f"附件 {missing} 不存在或不属于该隐患"]
+            continue
+        if getattr(f, "phase", None) == "after":
+            before = set(
+                session.scalars(
+                    select(Attachment.sha256).where(
+                        Attachment.hazard_id == hazard.id, Attachment.phase == "before"
+                    )
+                )
+            )
+            same = [i for i in ids if rows[i].sha256 in before]
+            if same:
+                errors[f.name] = ["整改后照片与整改前照片完全相同，疑似虚假整改"]
+    if errors:
+        raise InvalidInput(errors)
+
+
+def _plan_gaps(hazard: Hazard) -> list[str]:
+    gaps = []
+    for attr, label in PLAN_ITEMS.items():
+        value = getattr(hazard, attr)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            gaps.append(label)
+    return gaps
+
+
+def complete(
+    session: Session,
+    ctx: EngineContext,
+    *,
+    work_item_id: int,
+    actor: Actor,
+    form: Mapping[str, Any],
+) -> WorkItem:
+    """Complete a work item with its form; a late completion is accepted and marked late.
+
+    :raises InvalidInput: the form failed validation (field errors), or the 治理方案 is incomplete.
+    :raises Forbidden: the actor may not complete it (role, scope, verifier = rectifier).
+    :raises Conflict: the task is no longer open, or someone else claimed or completed it first.
+    """
+    item = _hazard_for_item(session, work_item_id, actor)
+    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+        task = _recheck_item(session, loaded, item, actor)
+        if item.assignee_id not in (None, actor.user_id):
+            raise Conflict(f"任务「{item.title}」已被他人认领")
+        props = task.task_spec.extensions.get("properties", {})
+        _check_separation(session, loaded, item, props, actor)
+        definition = ctx.form(item.form_key)
+        validated = definition.validate(form)
+        _check_attachments(session, ctx, loaded.hazard, definition, validated)
+        variables = dict(definition.routing_values(validated))
+        hazard = loaded.hazard
+        if item.form_key == "principal_signoff" and variables.get("decision") == "pass":
+            gaps = _plan_gaps(hazard)
+            if gaps:
+                raise InvalidInput({"decision": [f"治理方案不完整，缺少: {'、'.join(gaps)}"]})
+        deadline_field = definition.deadline_field
+        if deadline_field:
+            due_day = dt.date.fromisoformat(str(validated[deadline_field]))
+            if due_day < loaded.now.astimezone(ctx.tz).date():
+                raise InvalidInput({deadline_field: ["整改期限不能早于今天"]})
+            deadline = ctx.end_of_business_day(due_day)
+            hazard.deadline = deadline
+            hazard.overdue = False
+            variables["deadline_at"] = deadline.isoformat()
+        for field_name, attr in PLAN_FIELDS.items():
+            if validated.get(field_name) not in (None, ""):
+                value = validated[field_name]
+                setattr(hazard, attr, Decimal(str(value)) if attr == "funds" else value)
+        if "stop_production" in validated:
+            hazard.stop_production = validated["stop_production"] != "none"
+        if props.get("verification") == "true" and variables.get("decision") == "reject":
+            hazard.failed_verifications = (hazard.failed_verifications or 0) + 1
+            variables["failed_verifications"] = hazard.failed_verifications
+        late = item.due_at is not None and loaded.now > item.due_at
+        session.add(
+            TaskSubmission(
+                hazard_id=hazard.id,
+                work_item_id=item.id,
+                form_key=item.form_key,
+                data=validated,
+                late=late,
+                submitted_by_id=actor.user_id,
+                submitted_at=loaded.now,
+            )
+        )
+        item.state = WorkItemState.COMPLETED.value
+        item.completed_at = loaded.now
+        item.completed_by_id = actor.user_id
+        item.completed_late = late
+        item.assignee_id = actor.user_id
+        if late and props.get("due_variable") == "deadline_at":
+            hazard.rectified_late = True
+        if item.task_key in ("rectify", "fix_on_spot", "govern"):
+            hazard.overdue = False if not late else hazard.overdue
+        _event(
+            session,
+            ctx,
+            loaded,
+            "task_completed",
+            actor=actor,
+            task_key=item.task_key,
+            form_key=item.form_key,
+            late=late,
+            **{k: v for k, v in variables.items() if k in ("decision", "verified")},
+        )
+        bpmn.complete_task(loaded.workflow, task, variables)
+        _apply_effects(session, ctx, loaded)
+        _project(session, ctx, loaded, completed_task_id=item.spiff_task_id)
+    return item
+
+
+# --- actions beside the happy path ---------------------------------------------------------------------
+
+
+def _require_open(hazard: Hazard) -> None:
+    if hazard.status in (HazardStatus.CLOSED.value, HazardStatus.VOIDED.value):
+        raise Conflict(f"隐患 {hazard.number} 已{'销号' if hazard.status == 'closed' else '作废'}")
+
+
+def update_progress(
+    session: Session, ctx: EngineContext, *, hazard_id: int, actor: Actor, form: Mapping[str, Any]
+) -> TaskSubmission:
+    """动态更新整改落实情况 (progress update) by the enterprise side."""
+    with _protocol(session, ctx, hazard_id, actor=actor) as loaded:
+        hazard = loaded.hazard
+        _require_open(hazard)
+        if not any(can_act_as(actor, r, hazard) for r in ENTERPRISE_SIDE_ROLES):
+            raise Forbidden("只有企业整改相关人员可以更新整改进展")
+        definition = ctx.form("progress_update")
+        validated = definition.validate(form)
+        _check_attachments(session, ctx, hazard, definition, validated)
+        hazard.progress_percent = int(validated["progress_percent"])
+        hazard.last_progress_at = loaded.now
+        submission = TaskSubmission(
+            hazard_id=hazard.id,
+            form_key="progress_update",
+            data=validated,
+            submitted_by_id=actor.user_id,
+            submitted_at=loaded.now,
+        )
+        session.add(submission)
+        _event(session, ctx, loaded, "progress_updated", actor=actor, percent=hazard.progress_percent)
+    return submission
+
+
+def request_extension(
+    session: Session, ctx: EngineContext, *, hazard_id: int, actor: Actor, form: Mapping[str, Any]
+) -> ExtensionRequest:
+    """延期申请: the enterprise asks for a later deadline; a department decides.
+
+    :raises Conflict: no deadline yet, or another request is pending.
+    :raises InvalidInput: the requested date is not after the current deadline.
+    """
+    with _protocol(session, ctx, hazard_id, actor=actor) as loaded:
+        hazard = loaded.hazard
+        _require_open(hazard)
+        if not any(can_act_as(actor, r, hazard) for r in ENTERPRISE_SIDE_ROLES):
+            raise Forbidden("只有企业整改相关人员可以申请延期")
+        if hazard.deadline is None:
+            raise Conflict("该隐患尚未确定整改期限，无需申请延期")
+        pending = session.scalar(
+            select(ExtensionRequest.id).where(
+                ExtensionRequest.hazard_id == hazard.id,
+                ExtensionRequest.state == ExtensionState.PENDING.value,
+            )
+        )
+        if pending is not None:
+            raise Conflict("已有待审批的延期申请")
+        validated = ctx.form("extension_request").validate(form)
+        new_deadline = ctx.end_of_business_day(dt.date.fromisoformat(validated["requested_due_date"]))
+        if new_deadline <= hazard.deadline:
+            raise InvalidInput({"requested_due_date": ["延期后的期限必须晚于当前期限"]})
+        request = ExtensionRequest(
+            hazard_id=hazard.id,
+            requested_by_id=actor.user_id,
+            requested_at=loaded.now,
+            old_deadline=hazard.deadline,
+            new_deadline=new_deadline,
+            reason=validated["reason"],
+        )
+        session.add(request)
+        session.flush()
+        _event(
+            session,
+            ctx,
+            loaded,
+            "extension_requested",
+            actor=actor,
+            request_id=request.id,
+            new_deadline=new_deadline.isoformat(),
+        )
+    return request
+
+
+def decide_extension(
+    session: Session, ctx: EngineContext, *, request_id: int, actor: Actor, form: Mapping[str, Any]
+) -> ExtensionRequest:
+    """Approve or deny an extension; approval moves the real SpiffWorkflow timers and timer jobs."""
+    request = session.get(ExtensionRequest, request_id)
+    if request is None:
+        raise NotFound("延期申请", request_id)
+    with _protocol(session, ctx, request.hazard_id, actor=actor) as loaded:
+        hazard = loaded.hazard
+        session.refresh(request)
+        if request.state != ExtensionState.PENDING.value:
+            raise Conflict("该延期申请已处理")
+        if not can_act_as_any(actor, SUPERVISING_ROLES, hazard):
+            raise Forbidden("只有负有监管职责的部门可以审批延期")
+        validated = ctx.form("extension_decision").validate(form)
+        request.decided_by_id = actor.user_id
+        request.decided_at = loaded.now
+        request.decision_note = validated["opinion"]
+        if validated["decision"] == "approve":
+            request.state = ExtensionState.APPROVED.value
+            hazard.deadline = request.new_deadline
+            hazard.overdue = request.new_deadline <= loaded.now and hazard.overdue
+            moved = bpmn.set_variable(loaded.workflow, "deadline_at", request.new_deadline.isoformat())
+            bpmn.advance(loaded.workflow)
+            _apply_effects(session, ctx, loaded)
+            _project(session, ctx, loaded)
+            _event(
+                session,
+                ctx,
+                loaded,
+                "extension_approved",
+                actor=actor,
+                request_id=request.id,
+                new_deadline=request.new_deadline.isoformat(),
+                timers_moved=moved,
+            )
+        else:
+            request.state = ExtensionState.DENIED.value
+            _event(session, ctx, loaded, "extension_denied", actor=actor, request_id=request.id)
+    return request
+
+
+VIOLATIONS = {"refusal": "拒不整改", "fake_rectification": "虚假整改"}
+
+
+def record_violation(
+    session: Session, ctx: EngineContext, *, hazard_id: int, actor: Actor, kind: str, note: str
+) -> Hazard:
+    """Record 拒不整改 / 虚假整改: jumps straight to referral for accountability (L6)."""
+    if kind not in VIOLATIONS:
+        raise InvalidInput({"kind": [f"必须是 {', '.join(VIOLATIONS)} 之一"]})
+    if not note or not note.strip():
+        raise InvalidInput({"note": ["必须说明情况"]})
+    with _protocol(session, ctx, hazard_id, actor=actor) as loaded:
+        hazard = loaded.hazard
+        _require_open(hazard)
+        if not can_act_as_any(actor, (*SUPERVISING_ROLES, Role.INSPECTOR), hazard):
+            raise Forbidden("只有负有监管职责的部门可以认定拒不整改或虚假整改")
+        hazard.escalation_level = max(hazard.escalation_level or 0, 6)
+        _event(
+            session,
+            ctx,
+            loaded,
+            "violation_recorded",
+            actor=actor,
+            kind=kind,
+            label=VIOLATIONS[kind],
+            note=note,
+        )
+    return hazard
+
+
+def void(session: Session, ctx: EngineContext, *, hazard_id: int, actor: Actor, reason: str) -> Hazard:
+    """作废 (duplicate, not substantiated …): cancels the loop, keeps every record."""
+    if not reason or not reason.strip():
+        raise InvalidInput({"reason": ["作废必须填写原因"]})
+    with _protocol(session, ctx, hazard_id, actor=actor) as loaded:
+        hazard = loaded.hazard
+        _require_open(hazard)
+        if not can_act_as_any(actor, SUPERVISING_ROLES, hazard):
+            raise Forbidden("只有负有监管职责的部门或安委办可以作废隐患")
+        bpmn.cancel(loaded.workflow)
+        loaded.instance.status = InstanceStatus.CANCELLED.value
+        loaded.instance.completed_at = loaded.now
+        _project(session, ctx, loaded)
+        hazard.status = HazardStatus.VOIDED.value
+        hazard.voided_at = loaded.now
+        hazard.void_reason = reason.strip()
+        _event(session, ctx, loaded, "voided", actor=actor, reason=reason.strip())
+    return hazard
+
+
+def reopen(session: Session, ctx: EngineContext, *, hazard_id: int, actor: Actor, reason: str) -> Hazard:
+    """重开: an authorised department restarts the loop of a closed or voided hazard (new instance)."""
+    if not reason or not reason.strip():
+        raise InvalidInput({"reason": ["重开必须填写原因"]})
+    instance = _lock_instance(session, hazard_id)
+    hazard = session.get_one(Hazard, hazard_id, populate_existing=True)
+    if not can_see(actor, hazard):
+        raise NotFound("隐患", hazard_id)
+    if hazard.status not in (HazardStatus.CLOSED.value, HazardStatus.VOIDED.value):
+        raise Conflict("只有已销号或已作废的隐患可以重开")
+    if not can_act_as_any(actor, SUPERVISING_ROLES, hazard):
+        raise Forbidden("只有负有监管职责的部门或安委办可以重开隐患")
+    previous = instance.id
+    hazard.status = HazardStatus.REGISTERED.value
+    hazard.closed_at = None
+    hazard.voided_at = None
+    hazard.void_reason = None
+    hazard.failed_verifications = 0
+    hazard.overdue = False
+    hazard.deadline = None
+    if hazard.grade != Grade.GENERAL.value:
+        hazard.handling_type = HandlingType.DEADLINE.value
+    _start_instance(session, ctx, hazard, actor=actor, action="reopened")
+    new_instance = _lock_instance(session, hazard_id)
+    append_event(
+        session,
+        new_instance,
+        key=ctx.audit_key,
+        action="reopen_reason",
+        at=ctx.clock.now(),
+        actor_id=actor.user_id,
+        payload={"reason": reason.strip(), "previous_instance_id": previous},
+    )
+    return hazard
+
+
+# --- timers -----------------------------------------------------------------------------------------
+
+
+def fire_timer(session: Session, ctx: EngineContext, *, timer_job_id: int) -> str:
+    """Run the protocol for a due timer job; returns its resulting state.
+
+    The job is only a trigger: SpiffWorkflow decides under the instance lock whether the timer
+    fires, so it fires exactly once however many callers race.
+    """
+    job = session.get(TimerJob, timer_job_id)
+    if job is None:
+        raise NotFound("定时任务", timer_job_id)
+    with _protocol(session, ctx, job.hazard_id, actor=None):
+        pass
+    session.refresh(job)
+    return job.state
+
+
+# --- attachments ----------------------------------------------------------------------------------------
+
+
+def add_attachment(
+    session: Session,
+    ctx: EngineContext,
+    *,
+    hazard_id: int,
+    actor: Actor,
+    filename: str,
+    mime_type: str,
+    content: bytes,
+    phase: str,
+    work_item_id: int | None = None,
+) -> Attachment:
+    """Store an attachment's bytes under its sha256 and record its metadata."""
+    hazard = session.get(Hazard, hazard_id)
+    if hazard is None or not can_see(actor, hazard):
+        raise NotFound("隐患", hazard_id)
+    if phase not in ("before", "after", "document"):
+        raise InvalidInput({"phase": ["必须是 before、after 或 document"]})
+    if not content:
+        raise InvalidInput({"file": ["文件为空"]})
+    if len(content) > MAX_ATTACHMENT_BYTES:
+        raise InvalidInput({"file": [f"文件不能超过 {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB"]})
+    digest = hashlib.sha256(content).hexdigest()
+    storage = Path(ctx.settings.var_dir) / "attachments" / digest[:2]
+    storage.mkdir(parents=True, exist_ok=True)
+    target = storage / digest
+    if not target.exists():
+        tmp = target.with_suffix(".tmp")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+    attachment = Attachment(
+        hazard_id=hazard.id,
+        work_item_id=work_item_id,
+        phase=phase,
+        filename=Path(filename).name[:255] or "file",
+        mime_type=mime_type[:100],
+        size=len(content),
+        sha256=digest,
+        storage_key=f"{digest[:2]}/{digest}",
+        uploaded_by_id=actor.user_id or None,
+        uploaded_at=ctx.clock.now(),
+    )
+    session.add(attachment)
+    session.flush()
+    return attachment
