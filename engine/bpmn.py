@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from lxml import etree
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -106,12 +107,19 @@ class SafeScriptEngine(PythonScriptEngine):
 
 def unwrap_error(exc: BaseException) -> BaseException:
     """Find our own typed error under SpiffWorkflow's exception wrapping, if there is one."""
+    # SpiffWorkflow 3.2.0's ``WorkflowTaskException(msg, task=..., exception=e)`` does not keep
+    # ``e``: it is raised inside ``except`` without ``from``, so the cause is only ``__context__``.
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         if isinstance(seen, HandlerError | ExpressionError | UnsafeExpression):
             return seen
         inner = getattr(seen, "exception", None)
-        seen = inner if isinstance(inner, BaseException) else seen.__cause__
+        if isinstance(inner, BaseException):
+            seen = inner
+        else:
+            seen = seen.__cause__ or seen.__context__
     return exc
 
 
@@ -175,6 +183,30 @@ def load_spec(spec_json: str) -> tuple[Any, dict[str, Any]]:
     return spec, subs
 
 
+def _element_at_line(xml: bytes | None, line: object) -> str | None:
+    """The id of the element an XSD error points at (by line), or of its nearest ancestor with one.
+
+    SpiffWorkflow's validator reports only the line; a department needs the element.
+    """
+    if not xml or not isinstance(line, int) or line <= 0:
+        return None
+    try:
+        root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError:
+        return None
+    node = None
+    for candidate in root.iter():
+        if candidate.sourceline == line and isinstance(candidate.tag, str):
+            node = candidate  # the last (innermost) element starting on that line
+        elif candidate.sourceline is not None and candidate.sourceline > line:
+            break
+    while node is not None:
+        if node.get("id"):
+            return str(node.get("id"))
+        node = node.getparent()
+    return None
+
+
 def parse_bpmn(
     bpmn: bytes, filename: str, dmn_files: Mapping[str, bytes] | None = None
 ) -> list[ParsedProcess]:
@@ -193,7 +225,11 @@ def parse_bpmn(
             subs = parser.get_subprocess_specs(key)
             result.append(ParsedProcess(key, spec.description or key, spec, subs))
     except ValidationException as exc:
-        raise DefinitionInvalid(getattr(exc, "id", None) or None, f"BPMN 校验失败: {exc}") from exc
+        element = getattr(exc, "id", None) or _element_at_line(
+            bpmn if exc.file_name == filename else (dmn_files or {}).get(exc.file_name or ""),
+            getattr(exc, "line_number", None),
+        )
+        raise DefinitionInvalid(element or None, f"BPMN 校验失败: {exc}") from exc
     except SpiffWorkflowException as exc:
         raise DefinitionInvalid(None, f"BPMN 解析失败: {exc}") from exc
     except Exception as exc:  # lxml syntax errors and the like: still a clear deployment error
@@ -346,6 +382,11 @@ def set_variable(workflow: BpmnWorkflow, name: str, value: Any) -> int:
             and name in expressions.names_used(definition.expression)
         ):
             task.internal_data.pop("event_value", None)
+            # refresh_timers() re-inherits the parent's data (TaskSpec._update_hook → _inherit_data)
+            # before re-evaluating, and a boundary timer's parent (the BoundaryEventSplit) is already
+            # COMPLETED: without this the timer re-reads the old value and does not move.
+            if task.parent is not None:
+                task.parent.data[name] = value
             moved += 1
     return moved
 

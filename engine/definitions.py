@@ -6,7 +6,9 @@ raises :class:`DefinitionInvalid` naming the element and the reason.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -64,15 +66,31 @@ def _check_expression(text: str | None, element: str, what: str) -> None:
         raise DefinitionInvalid(element, f"{what}不安全: {exc.reason} ({text.strip()!r})") from exc
 
 
+def _parse_xml(xml: bytes) -> Any:
+    """Parse without entity expansion; refuse any DOCTYPE.
+
+    SpiffWorkflow's own parser expands internal entities, so a DTD entity would let the text the
+    gate checks differ from the text that runs (``cond&evil;`` passes as ``cond``). Modelers
+    (bpmn-js, dmn-js) never write a DOCTYPE.
+    """
+    try:
+        root = etree.fromstring(
+            xml, parser=etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+        )
+    except etree.XMLSyntaxError as exc:
+        raise DefinitionInvalid(None, f"XML 语法错误: {exc}") from exc
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        raise DefinitionInvalid(None, "不允许 DOCTYPE 或实体声明 (DTD)")
+    return root
+
+
 def check_bpmn_rules(xml: bytes, forms: Mapping[str, FormDefinition]) -> None:
     """Our rules on top of the XSD: no scripts, safe expressions, required task properties.
 
     :raises DefinitionInvalid: naming the first offending element.
     """
-    try:
-        root = etree.fromstring(xml, parser=etree.XMLParser(resolve_entities=False, no_network=True))
-    except etree.XMLSyntaxError as exc:
-        raise DefinitionInvalid(None, f"XML 语法错误: {exc}") from exc
+    root = _parse_xml(xml)
     for node in root.iter("{{{}}}scriptTask".format(NS["bpmn"])):
         raise DefinitionInvalid(node.get("id"), "不允许脚本任务 (scriptTask)：请改用已注册的服务任务")
     for tag in ("preScript", "postScript"):
@@ -129,6 +147,94 @@ def _check_service_task(node: Any) -> None:
         )
     if handler.needs_result_variable and not operator.get("resultVariable"):
         raise DefinitionInvalid(ident, f"处理器 {handler.name} 需要 resultVariable")
+
+
+# SpiffWorkflow 3.2.0 ``DMNEngine.evaluate`` (SpiffWorkflow/dmn/engine/DMNEngine.py) rewrites an
+# input cell before evaluating it: a ``?`` outside quotes becomes ``dmninputexpr`` (bound to the
+# evaluated input expression); otherwise a cell that parses on its own is compared with
+# ``(input) == (cell)`` and a cell that only parses after a name (``> 5``, ``in (...)``) is glued
+# to the input expression *without a space*: ``input + cell``. The safety check must look at the
+# rewritten form, since that is what reaches ``evaluate``.
+_DMN_QUESTION_MARK = re.compile(r"""(\?)(?=(?:[^'"]|['"][^'"]*['"])*$)""")
+DMN_INPUT_NAME = "dmninputexpr"
+
+
+def _python_parses(text: str) -> bool:
+    try:
+        ast.parse(text)  # what SpiffWorkflow's ``PythonScriptEngine.validate`` does
+    except SyntaxError:
+        return False
+    return True
+
+
+def _is_tuple_cell(cell: str) -> bool:
+    try:
+        tree = ast.parse(cell.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return isinstance(tree.body, ast.Tuple)
+
+
+def dmn_cell_expressions(input_expression: str, cell: str) -> list[str]:
+    """The expressions SpiffWorkflow 3.2.0 evaluates for one DMN input cell, rewritten as it does.
+
+    :raises UnsafeExpression: the cell parses in none of SpiffWorkflow's forms.
+    """
+    rewritten = _DMN_QUESTION_MARK.sub(DMN_INPUT_NAME, cell)
+    if DMN_INPUT_NAME in rewritten:
+        return [input_expression, rewritten]
+    if _python_parses(cell):
+        return [f"({input_expression}) == ({cell})"]
+    if _python_parses(f"v {cell}"):
+        return [input_expression + cell]
+    raise UnsafeExpression(cell, "语法错误: 既不是值也不是比较条件")
+
+
+def check_dmn_rules(xml: bytes) -> None:
+    """The safe-expression gate for a DMN decision table: input expressions and every cell.
+
+    Input cells are checked in the form SpiffWorkflow rewrites them to (see
+    :func:`dmn_cell_expressions`); ``-`` and empty cells match anything and are skipped.
+
+    :raises DefinitionInvalid: naming the first offending input, input entry or output entry.
+    """
+    root = _parse_xml(xml)
+    ns = {"dmn": root.nsmap.get(None) or NS["dmn"]}
+    for table in root.iterfind(".//dmn:decisionTable", ns):
+        inputs: list[str] = []
+        for node in table.iterfind("dmn:input", ns):
+            text = node.findtext("dmn:inputExpression/dmn:text", namespaces=ns)
+            if text is None or not text.strip():
+                # SpiffWorkflow would fall back to ``repr(data[label])``: require an expression.
+                raise DefinitionInvalid(node.get("id"), "决策表输入列缺少输入表达式 (inputExpression)")
+            _check_expression(text, node.get("id"), "输入表达式")
+            inputs.append(text)
+        for rule in table.iterfind("dmn:rule", ns):
+            for index, entry in enumerate(rule.iterfind("dmn:inputEntry", ns)):
+                cell = entry.findtext("dmn:text", namespaces=ns)
+                if cell is None or not cell.strip() or cell == "-":
+                    continue
+                if index >= len(inputs):
+                    raise DefinitionInvalid(entry.get("id") or rule.get("id"), "输入条目多于输入列")
+                if _is_tuple_cell(cell):
+                    # ``"a", "b"`` would become ``(x) == ("a", "b")``: tuple equality, never a match.
+                    raise DefinitionInvalid(
+                        entry.get("id") or rule.get("id"),
+                        f"决策表条件 {cell!r} 是元组比较, 永远不会命中: 多个取值请写成 ? in (...)",
+                    )
+                try:
+                    for text in dmn_cell_expressions(inputs[index], cell):
+                        expressions.check(text)
+                except UnsafeExpression as exc:
+                    raise DefinitionInvalid(
+                        entry.get("id") or rule.get("id"),
+                        f"决策表条件不安全: {exc.reason} ({cell!r}, 实际求值 {exc.expression!r})",
+                    ) from exc
+            for entry in rule.iterfind("dmn:outputEntry", ns):
+                cell = entry.findtext("dmn:text", namespaces=ns)
+                if cell is None or not cell.strip() or cell.strip() == "-":
+                    continue
+                _check_expression(cell, entry.get("id") or rule.get("id"), "决策表输出")
 
 
 @dataclass(frozen=True, slots=True)

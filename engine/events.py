@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -113,3 +114,8 @@ def verify_chain(session: Session, *, key: bytes, instance_id: int | None = None
         if iid not in broken_ids and seq and heads.get(iid) != head:
             breaks.append(ChainBreak(iid, 0, seq, "链尾与实例记录的哈希不一致: 事件被删除"))
     return breaks
+
+
+def count_events(session: Session) -> int:
+    """How many audit events there are (``hazardloop audit verify`` reports it beside the result)."""
+    return int(session.scalar(select(func.count()).select_from(Event)) or 0)

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import bpmn
@@ -51,6 +52,7 @@ from .events import append_event
 from .forms import FormDefinition
 from .handlers import Effect
 from .models import Attachment
+from .models import DefinitionVersion
 from .models import Department
 from .models import DepartmentSector
 from .models import Enterprise
@@ -77,6 +79,7 @@ from .models import WorkItemState
 #: roles that may take the department-side actions (void, reopen, decide extensions, record refusals)
 SUPERVISING_ROLES = (Role.DEPT_REVIEWER, Role.OFFICE_ADMIN)
 ENTERPRISE_SIDE_ROLES = (Role.RECTIFIER, Role.SAFETY_OFFICER, Role.PRINCIPAL)
+SUPERVISING_OR_INSPECTING = frozenset({Role.DEPT_REVIEWER, Role.OFFICE_ADMIN, Role.INSPECTOR})
 #: the 五落实 items (and interim measures) a 重大 plan needs before the principal may sign it off
 PLAN_ITEMS = {
     "responsible_person": "责任（整改责任人）",
@@ -96,6 +99,8 @@ PLAN_FIELDS = {
     "interim_measures": "interim_measures",
 }
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+#: the top rung of the escalation ladder (DOMAIN §4.3, L6 参照事故调查处理): escalations saturate here
+MAX_ESCALATION_LEVEL = 6
 
 
 @dataclass
@@ -139,6 +144,11 @@ class _Loaded:
     hazard: Hazard
     workflow: Any
     now: dt.datetime
+    #: the instance's open work items and waiting timer jobs by SpiffWorkflow task id, read once
+    #: under the instance lock by the first projection and kept current by later ones (every
+    #: change to them goes through this transaction, so re-querying would only cost round trips).
+    open_items: dict[str, WorkItem] | None = None
+    waiting_jobs: dict[str, TimerJob] | None = None
 
 
 # --- the protocol ---------------------------------------------------------------------------------
@@ -151,6 +161,11 @@ def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
         .order_by(ProcessInstance.id.desc())
         .limit(1)
         .with_for_update(of=ProcessInstance)
+        # the spec is cached by content hash: the diagram and spec texts are not needed per step
+        .options(
+            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
+            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+        )
         .execution_options(populate_existing=True)
     ).first()
     if instance is None:
@@ -158,15 +173,30 @@ def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
     return instance
 
 
+def _load_hazard(session: Session, hazard_id: int, *, fresh: bool = False) -> Hazard:
+    """The hazard with its co-responsible departments (``can_see`` reads them) in one query."""
+    return session.get_one(
+        Hazard, hazard_id, options=[joinedload(Hazard.co_departments)], populate_existing=fresh
+    )
+
+
 @contextmanager
 def _protocol(
-    session: Session, ctx: EngineContext, hazard_id: int, *, actor: Actor | None
+    session: Session,
+    ctx: EngineContext,
+    hazard_id: int,
+    *,
+    actor: Actor | None,
+    not_found: NotFound | None = None,
 ) -> Iterator[_Loaded]:
-    """Steps 1, 2 and 5 of the protocol around the caller's steps 3 and 4."""
+    """Steps 1, 2 and 5 of the protocol around the caller's steps 3 and 4.
+
+    :raises NotFound: ``not_found`` (or one naming the hazard) if the actor may not see it.
+    """
     instance = _lock_instance(session, hazard_id)
-    hazard = session.get_one(Hazard, hazard_id, populate_existing=True)
+    hazard = _load_hazard(session, hazard_id, fresh=True)
     if actor is not None and not can_see(actor, hazard):
-        raise NotFound("隐患", hazard_id)
+        raise not_found or NotFound("隐患", hazard_id)
     now = ctx.clock.now()
     spec, subs = spec_for(instance.definition_version)
     workflow = bpmn.load_state(instance.state, instance.serializer_version, spec, subs)
@@ -223,7 +253,7 @@ def _apply_effects(session: Session, ctx: EngineContext, loaded: _Loaded) -> Non
             hazard.overdue = True
             _event(session, ctx, loaded, "overdue", task_key=effect.task_key, **effect.params)
         elif effect.handler == "escalate":
-            hazard.escalation_level = (hazard.escalation_level or 0) + 1
+            hazard.escalation_level = min((hazard.escalation_level or 0) + 1, MAX_ESCALATION_LEVEL)
             _event(
                 session,
                 ctx,
@@ -235,6 +265,11 @@ def _apply_effects(session: Session, ctx: EngineContext, loaded: _Loaded) -> Non
             )
         elif effect.handler == "compute_deadline":
             _event(session, ctx, loaded, "deadline_computed", task_key=effect.task_key, **effect.params)
+
+
+def _separation_keys(props: Mapping[str, str]) -> str:
+    keys = [k.strip() for k in props.get("separate_from", "").split(",") if k.strip()]
+    return f",{','.join(keys)}," if keys else ""
 
 
 def _parse_due(value: Any) -> dt.datetime | None:
@@ -253,14 +288,17 @@ def _project(
 ) -> None:
     """Rewrite work items, timer jobs and the hazard's business columns from the workflow."""
     instance, hazard, workflow = loaded.instance, loaded.hazard, loaded.workflow
-    open_items = {
-        w.spiff_task_id: w
-        for w in session.scalars(
-            select(WorkItem).where(
-                WorkItem.instance_id == instance.id, WorkItem.state == WorkItemState.OPEN.value
+    if loaded.open_items is None:
+        # populate_existing: rows read before the lock (the target work item) are refreshed here
+        loaded.open_items = {
+            w.spiff_task_id: w
+            for w in session.scalars(
+                select(WorkItem)
+                .where(WorkItem.instance_id == instance.id, WorkItem.state == WorkItemState.OPEN.value)
+                .execution_options(populate_existing=True)
             )
-        )
-    }
+        }
+    open_items = {k: w for k, w in loaded.open_items.items() if w.state == WorkItemState.OPEN.value}
     ready = bpmn.ready_user_tasks(workflow) if instance.status == InstanceStatus.RUNNING.value else []
     ready_ids = set()
     for task in ready:
@@ -281,10 +319,13 @@ def _project(
                 org_scope=props["org_scope"],
                 form_key=props["form_key"],
                 delegable=props.get("delegable", "true") != "false",
+                separate_from=_separation_keys(props),
                 due_at=due_at,
                 created_at=loaded.now,
+                state=WorkItemState.OPEN.value,
             )
             session.add(item)
+            loaded.open_items[task.id] = item
             _event(session, ctx, loaded, "task_created", task_key=task.key, title=task.name)
         elif item.due_at != due_at:
             item.due_at = due_at
@@ -300,26 +341,29 @@ def _project(
         item.completed_at = item.completed_at or loaded.now
 
     waiting = {t.id: t for t in bpmn.waiting_timers(workflow)} if instance.status == "running" else {}
-    jobs = {
-        j.spiff_task_id: j
-        for j in session.scalars(
-            select(TimerJob).where(
-                TimerJob.instance_id == instance.id, TimerJob.state == TimerJobState.WAITING.value
+    if loaded.waiting_jobs is None:
+        loaded.waiting_jobs = {
+            j.spiff_task_id: j
+            for j in session.scalars(
+                select(TimerJob).where(
+                    TimerJob.instance_id == instance.id, TimerJob.state == TimerJobState.WAITING.value
+                )
             )
-        )
-    }
+        }
+    jobs = {k: j for k, j in loaded.waiting_jobs.items() if j.state == TimerJobState.WAITING.value}
     for timer_id, timer in waiting.items():
         job = jobs.get(timer_id)
         if job is None:
-            session.add(
-                TimerJob(
-                    instance_id=instance.id,
-                    hazard_id=hazard.id,
-                    spiff_task_id=timer_id,
-                    timer_key=timer.key,
-                    due_at=timer.due_at,
-                )
+            job = TimerJob(
+                instance_id=instance.id,
+                hazard_id=hazard.id,
+                spiff_task_id=timer_id,
+                timer_key=timer.key,
+                due_at=timer.due_at,
+                state=TimerJobState.WAITING.value,
             )
+            session.add(job)
+            loaded.waiting_jobs[timer_id] = job
         elif job.due_at != timer.due_at:
             job.due_at = timer.due_at
             job.attempts = 0
@@ -358,7 +402,8 @@ def _work_item_for_update(session: Session, work_item_id: int) -> WorkItem:
 
 def _recheck_item(session: Session, loaded: _Loaded, item: WorkItem, actor: Actor) -> Any:
     """Step 3: the task is still ready and this actor may act on it."""
-    session.refresh(item)
+    if loaded.open_items is None or loaded.open_items.get(item.spiff_task_id) is not item:
+        session.refresh(item)  # else the projection re-read it under the lock (populate_existing)
     if item.state != WorkItemState.OPEN.value:
         raise Conflict(f"任务「{item.title}」已{'完成' if item.state == 'completed' else '取消'}，不能再处理")
     task = bpmn.find_ready_task(loaded.workflow, item.spiff_task_id)
@@ -370,11 +415,12 @@ def _recheck_item(session: Session, loaded: _Loaded, item: WorkItem, actor: Acto
 
 
 def _hazard_for_item(session: Session, work_item_id: int, actor: Actor) -> WorkItem:
-    item = _work_item_for_update(session, work_item_id)
-    hazard = session.get_one(Hazard, item.hazard_id)
-    if not can_see(actor, hazard):
-        raise NotFound("任务", work_item_id)
-    return item
+    """The work item; whether the actor may see its hazard is checked under the instance lock.
+
+    Callers pass ``not_found=NotFound("任务", work_item_id)`` to :func:`_protocol`, which reads
+    the hazard once, fresh, after locking (reading it here as well cost a query per step).
+    """
+    return _work_item_for_update(session, work_item_id)
 
 
 # --- registration ------------------------------------------------------------------------------------
@@ -491,7 +537,8 @@ def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data:
     if grade != Grade.GENERAL.value:
         handling = HandlingType.DEADLINE.value  # 突出限期整改、重大挂账整改: never 即查即改
     region = enterprise.region
-    lead = data.get("lead_department_id") or _default_lead_department(session, sector_code, region)
+    default_lead = _default_lead_department(session, sector_code, region)
+    lead = data.get("lead_department_id") or default_lead
     if data.get("lead_department_id") and session.get(Department, data["lead_department_id"]) is None:
         raise InvalidInput({"lead_department_id": ["部门不存在"]})
     co_ids = sorted(set(data.get("co_department_ids", [])))
@@ -508,7 +555,7 @@ def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data:
         region_id=region.id,
         region_path=region.path,
         sector_code=sector_code,
-        lead_department_id=lead,
+        lead_department_id=default_lead,
         source=data["source"],
         grade=grade,
         determination_basis=data.get("determination_basis"),
@@ -524,11 +571,22 @@ def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data:
         created_at=now,
         updated_at=now,
     )
-    hazard.co_departments = [HazardDepartment(department_id=d) for d in co_ids]
+    # Scope is checked on the registrant's own standing (enterprise, region, sector, default lead):
+    # naming one's own department as lead or co-responsible in the same request must not grant it.
     if not can_see(actor, hazard):
         raise Forbidden("您无权为该企业登记隐患")
-    if data["source"] == HazardSource.PUBLIC_TIP.value or Role.TIP_OFFICER not in actor.roles:
-        pass
+    if (data.get("lead_department_id") or co_ids) and not (actor.roles & SUPERVISING_OR_INSPECTING):
+        raise Forbidden("只有负有监管职责的部门或安委办可以指定牵头部门或协同部门")
+    for field_name, dept_ids in (
+        ("lead_department_id", [lead] if lead else []),
+        ("co_department_ids", co_ids),
+    ):
+        for dept_id in dept_ids:
+            dept = session.get_one(Department, dept_id)
+            if not region.path.startswith(dept.region.path):
+                raise InvalidInput({field_name: [f"{dept.name} 不管辖该企业所在地区"]})
+    hazard.lead_department_id = lead
+    hazard.co_departments = [HazardDepartment(department_id=d) for d in co_ids]
     year = now.astimezone(ctx.tz).year
     hazard.number = f"YH-{region.code}-{year}-{_next_number(session, 'hazard:' + region.code, year):05d}"
     session.add(hazard)
@@ -568,7 +626,8 @@ def _start_instance(
     instance.definition_version = version
     session.add(instance)
     session.flush()
-    loaded = _Loaded(instance, hazard, workflow, now)
+    # a new instance has no work items or timer jobs yet: nothing to query
+    loaded = _Loaded(instance, hazard, workflow, now, open_items={}, waiting_jobs={})
     _event(
         session,
         ctx,
@@ -596,7 +655,9 @@ def claim(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Act
     :raises Conflict: already claimed by someone else, or no longer open.
     """
     item = _hazard_for_item(session, work_item_id, actor)
-    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+    with _protocol(
+        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+    ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if item.assignee_id not in (None, actor.user_id):
             raise Conflict(f"任务「{item.title}」已被他人认领")
@@ -609,7 +670,9 @@ def claim(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Act
 def release(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Actor) -> WorkItem:
     """释放: hand a claimed task back to the group."""
     item = _hazard_for_item(session, work_item_id, actor)
-    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+    with _protocol(
+        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+    ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if item.assignee_id != actor.user_id:
             raise Conflict(f"任务「{item.title}」不是由您认领的")
@@ -629,7 +692,9 @@ def delegate(
     """
     item = _hazard_for_item(session, work_item_id, actor)
     target = load_actor(session, to_user_id)
-    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+    with _protocol(
+        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+    ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if not item.delegable:
             raise Forbidden(f"任务「{item.title}」须本人办理，不能转办")
@@ -715,7 +780,9 @@ def complete(
     :raises Conflict: the task is no longer open, or someone else claimed or completed it first.
     """
     item = _hazard_for_item(session, work_item_id, actor)
-    with _protocol(session, ctx, item.hazard_id, actor=actor) as loaded:
+    with _protocol(
+        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+    ) as loaded:
         task = _recheck_item(session, loaded, item, actor)
         if item.assignee_id not in (None, actor.user_id):
             raise Conflict(f"任务「{item.title}」已被他人认领")
@@ -927,7 +994,7 @@ def record_violation(
         _require_open(hazard)
         if not can_act_as_any(actor, (*SUPERVISING_ROLES, Role.INSPECTOR), hazard):
             raise Forbidden("只有负有监管职责的部门可以认定拒不整改或虚假整改")
-        hazard.escalation_level = max(hazard.escalation_level or 0, 6)
+        hazard.escalation_level = MAX_ESCALATION_LEVEL
         _event(
             session,
             ctx,

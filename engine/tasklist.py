@@ -7,9 +7,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Select
 from sqlalchemy import and_
+from sqlalchemy import exists
+from sqlalchemy import literal
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm import contains_eager
 
 from .access import Actor
@@ -18,6 +21,17 @@ from .access import hazard_visibility
 from .models import Hazard
 from .models import WorkItem
 from .models import WorkItemState
+
+
+def _not_separated(actor: Actor):  # type: ignore[no-untyped-def]
+    """Leave out tasks the actor may not do because they did the work under review (验收人≠整改人)."""
+    done = aliased(WorkItem)
+    return ~exists().where(
+        done.instance_id == WorkItem.instance_id,
+        done.completed_by_id == actor.user_id,
+        done.state == WorkItemState.COMPLETED.value,
+        WorkItem.separate_from.contains(literal(",") + done.task_key + literal(",")),
+    )
 
 
 def _base() -> Select[tuple[WorkItem]]:
@@ -44,7 +58,9 @@ def group_tasks(
     session: Session, actor: Actor, *, include_claimed: bool = False, limit: int = 200
 ) -> Sequence[WorkItem]:
     """Open work items for one of the actor's roles within its org scope (unclaimed by default)."""
-    query = _base().where(actable_clause(actor, WorkItem.candidate_role, WorkItem.org_scope))
+    query = _base().where(
+        actable_clause(actor, WorkItem.candidate_role, WorkItem.org_scope), _not_separated(actor)
+    )
     if not include_claimed:
         query = query.where(WorkItem.assignee_id.is_(None))
     query = query.order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id).limit(limit)
@@ -61,6 +77,7 @@ def inbox(session: Session, actor: Actor, *, limit: int = 200) -> Sequence[WorkI
                 and_(
                     WorkItem.assignee_id.is_(None),
                     actable_clause(actor, WorkItem.candidate_role, WorkItem.org_scope),
+                    _not_separated(actor),
                 ),
             )
         )

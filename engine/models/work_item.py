@@ -44,6 +44,9 @@ class WorkItem(Base):
     org_scope: Mapped[str] = mapped_column(String(32))  # enterprise | department | region
     form_key: Mapped[str] = mapped_column(String(100))
     delegable: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: ",rectify,fix_on_spot," — whoever completed one of these tasks may not do this one
+    #: (验收人不得为整改人); kept here so task lists can leave such items out in SQL.
+    separate_from: Mapped[str] = mapped_column(String(300), default="")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     claimed_at: Mapped[datetime.datetime | None]
     due_at: Mapped[datetime.datetime | None]

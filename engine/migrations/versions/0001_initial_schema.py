@@ -416,6 +416,7 @@ def upgrade() -> None:
         sa.Column("org_scope", sa.String(length=32), nullable=False),
         sa.Column("form_key", sa.String(length=100), nullable=False),
         sa.Column("delegable", sa.Boolean(), nullable=False),
+        sa.Column("separate_from", sa.String(length=300), nullable=False),
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("claimed_at", engine.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("due_at", engine.models.UTCDateTime(timezone=True), nullable=True),
