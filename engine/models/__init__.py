@@ -68,6 +68,8 @@ def enum_values(enum_cls: type[enum.Enum]) -> list[str]:
 
 
 from .attachment import Attachment  # noqa: E402
+from .auth import ApiToken  # noqa: E402
+from .auth import LoginAttempt  # noqa: E402
 from .definition import DefinitionBinding  # noqa: E402
 from .definition import DefinitionVersion  # noqa: E402
 from .event import Event  # noqa: E402
@@ -98,6 +100,7 @@ from .work_item import WorkItem  # noqa: E402
 from .work_item import WorkItemState  # noqa: E402
 
 __all__ = [
+    "ApiToken",
     "Attachment",
     "Base",
     "DefinitionBinding",
@@ -115,6 +118,7 @@ __all__ = [
     "HazardSource",
     "HazardStatus",
     "InstanceStatus",
+    "LoginAttempt",
     "Membership",
     "NumberSequence",
     "ProcessInstance",
