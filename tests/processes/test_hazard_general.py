@@ -8,70 +8,14 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from engine import definitions
-from engine import runtime
-from engine.demo import open_item
 from engine.errors import Forbidden
 from engine.errors import InvalidInput
-from engine.models import Event
-from engine.models import Hazard
 from engine.models import TaskSubmission
 from engine.models import TimerJob
-from engine.models import WorkItem
-from tests.factories import make_hazard
+from tests.driver import Driver
 from tests.factories import plan_form
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
-
-
-class Driver:
-    """Runs each step in its own unit of work; with ``round_trip`` every cache is dropped between steps."""
-
-    def __init__(self, sessions, ctx, world, round_trip: bool) -> None:
-        self.sessions, self.ctx, self.world, self.round_trip = sessions, ctx, world, round_trip
-
-    def step(self, fn, *args, **kwargs):
-        if self.round_trip:
-            definitions._spec_cache.clear()
-        with self.sessions.begin() as session:
-            return fn(session, *args, **kwargs)
-
-    def actor(self, username):
-        with self.sessions() as session:
-            return self.world.actor(session, username)
-
-    def register(self, username="chen_safety", **overrides):
-        actor = self.actor(username)
-        return self.step(lambda s: make_hazard(s, self.ctx, self.world, actor, **overrides).id)
-
-    def item(self, hazard_id, task_key=None):
-        with self.sessions() as session:
-            return open_item(session, session.get(Hazard, hazard_id), task_key)
-
-    def complete(self, hazard_id, task_key, username, form):
-        item = self.item(hazard_id, task_key)
-        actor = self.actor(username)
-        return self.step(
-            lambda s: runtime.complete(s, self.ctx, work_item_id=item.id, actor=actor, form=form)
-        )
-
-    def hazard(self, hazard_id) -> Hazard:
-        with self.sessions() as session:
-            return session.get(Hazard, hazard_id)
-
-    def open_keys(self, hazard_id):
-        with self.sessions() as session:
-            return sorted(
-                session.scalars(
-                    select(WorkItem.task_key).where(WorkItem.hazard_id == hazard_id, WorkItem.state == "open")
-                )
-            )
-
-    def actions(self, hazard_id):
-        with self.sessions() as session:
-            return list(
-                session.scalars(select(Event.action).where(Event.hazard_id == hazard_id).order_by(Event.id))
-            )
 
 
 @pytest.fixture(params=[False, True], ids=["direct", "round_trip"])
@@ -87,21 +31,7 @@ REVIEW_REJECT = {"decision": "reject", "opinion": "资料不全", "reviewer_sign
 
 
 def upload(driver, hazard_id, username, phase, content):
-    actor = driver.actor(username)
-    return driver.step(
-        lambda s: (
-            runtime.add_attachment(
-                s,
-                driver.ctx,
-                hazard_id=hazard_id,
-                actor=actor,
-                filename=f"{phase}.jpg",
-                mime_type="image/jpeg",
-                content=content,
-                phase=phase,
-            ).id
-        )
-    )
+    return driver.upload(hazard_id, content, username=username, phase=phase)
 
 
 def rectify_form(driver, hazard_id, content=b"after-photo"):

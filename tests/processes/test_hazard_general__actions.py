@@ -26,12 +26,12 @@ from engine.models import TaskSubmission
 from engine.models import TimerJob
 from engine.models import WorkItem
 from engine.runtime import EngineContext
+from tests.driver import Driver
 from tests.factories import plan_form
 from tests.processes.test_hazard_general import REVIEW_PASS
 from tests.processes.test_hazard_general import REVIEW_REJECT
 from tests.processes.test_hazard_general import VERIFY_PASS
 from tests.processes.test_hazard_general import VERIFY_REJECT
-from tests.processes.test_hazard_general import Driver
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 DUE = dt.date(2026, 12, 10)
@@ -42,23 +42,6 @@ NEW_DEADLINE = dt.datetime(2026, 12, 20, 15, 59, 59, tzinfo=dt.UTC)
 
 class ActionsDriver(Driver):
     """The general-loop driver plus the side actions and what they project."""
-
-    def upload(self, hazard_id, content, username="zhang_rectifier", phase="after"):
-        actor = self.actor(username)
-        return self.step(
-            lambda s: (
-                runtime.add_attachment(
-                    s,
-                    self.ctx,
-                    hazard_id=hazard_id,
-                    actor=actor,
-                    filename=f"{phase}.jpg",
-                    mime_type="image/jpeg",
-                    content=content,
-                    phase=phase,
-                ).id
-            )
-        )
 
     def planned(self, due=DUE, **overrides):
         """A registered hazard whose plan is assigned: ``rectify`` is open."""

@@ -8,14 +8,13 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from engine import runtime
 from engine.errors import Forbidden
 from engine.errors import InvalidInput
 from engine.models import Hazard
 from engine.models import TaskSubmission
 from engine.models import TimerJob
 from engine.models import WorkItem
-from tests.processes.test_hazard_general import Driver
+from tests.driver import Driver
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 GOVERN_DUE = dt.date(2026, 12, 31)
@@ -27,23 +26,6 @@ class MajorDriver(Driver):
 
     def register_major(self, username="chen_safety", **overrides):
         return self.register(username, grade="major", **overrides)
-
-    def upload(self, hazard_id, username, phase, content, filename=None):
-        actor = self.actor(username)
-        return self.step(
-            lambda s: (
-                runtime.add_attachment(
-                    s,
-                    self.ctx,
-                    hazard_id=hazard_id,
-                    actor=actor,
-                    filename=filename or f"{phase}.jpg",
-                    mime_type="image/jpeg" if filename is None else "application/pdf",
-                    content=content,
-                    phase=phase,
-                ).id
-            )
-        )
 
     def timer_jobs(self, hazard_id, state="waiting"):
         with self.sessions() as session:
@@ -62,12 +44,14 @@ class MajorDriver(Driver):
         self.complete(hazard_id, "report_congress", username, REPORT_CONGRESS)
 
     def govern(self, hazard_id, username="zhang_rectifier", content=b"govern-after"):
-        photo = self.upload(hazard_id, username, "after", content)
+        photo = self.upload(hazard_id, content, username=username)
         form = {"summary": "已完成储罐区报警系统改造", "after_photos": [photo], "completed_on": "2026-11-30"}
         return self.complete(hazard_id, "govern", username, form)
 
     def evaluate(self, hazard_id, conclusion, username="chen_safety"):
-        report = self.upload(hazard_id, username, "document", b"evaluation-report", "report.pdf")
+        report = self.upload(
+            hazard_id, b"evaluation-report", username=username, phase="document", filename="report.pdf"
+        )
         form = {
             "evaluator_type": "agency",
             "evaluator_name": "安徽某安全评价有限公司",
