@@ -62,6 +62,7 @@ from engine import db as dbmod  # noqa: E402
 from engine import runtime  # noqa: E402
 from engine.config import Settings  # noqa: E402
 from engine.demo import deploy_bundled  # noqa: E402
+from engine.demo import seed_calendar_and_policies  # noqa: E402
 from engine.demo import seed_organisations  # noqa: E402
 from engine.forms import FormDefinition  # noqa: E402
 from engine.forms import parse_form_definition  # noqa: E402
@@ -244,6 +245,8 @@ class PersistedLoop:
         with self.sessions.begin() as session:
             self.world = seed_organisations(session)
             deploy_bundled(session, settings.processes_dir, self.ctx.forms)
+            # registration pins a policy profile and deadlines use the working-day calendar
+            seed_calendar_and_policies(session, settings.processes_dir)
         # actors are loaded once, as a web process caches the logged-in user per request
         with self.sessions() as session:
             self.actors = {

@@ -20,7 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from . import calendar
 from . import definitions
+from . import policy
 from . import runtime
 from .access import Actor
 from .access import load_actor
@@ -252,6 +254,27 @@ def deploy_bundled(session: Session, processes_dir: Path, forms: object) -> list
     definitions.bind(session, grade="general", process_key="hazard_general")
     definitions.bind(session, grade="major", process_key="hazard_major")
     return deployed
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceData:
+    """What :func:`seed_calendar_and_policies` stored."""
+
+    #: years of official holiday schedules seeded now (empty when they were there already)
+    calendar_years: list[int]
+    #: ``key@version`` of every bundled policy profile (new or unchanged)
+    policies: list[str]
+
+
+def seed_calendar_and_policies(session: Session, processes_dir: Path) -> ReferenceData:
+    """Seed the working-day calendar (chinese-calendar) and import ``processes/policies/*.json``.
+
+    Idempotent: stored years are kept, unchanged profiles keep their version. Needs the sectors
+    the profiles name (run :func:`seed_organisations` first).
+    """
+    years = calendar.seed_from_chinese_calendar(session)
+    results = policy.import_policy_directory(session, processes_dir / "policies")
+    return ReferenceData(years, [f"{r.profile.key}@{r.profile.version}" for r in results])
 
 
 def open_item(session: Session, hazard: Hazard, task_key: str | None = None) -> WorkItem:

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import func
+from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,7 +52,13 @@ def append_event(
     task_key: str | None = None,
     payload: Mapping[str, Any] | None = None,
 ) -> Event:
-    """Append one event to the instance's chain; the caller holds the instance lock."""
+    """Append one event to the instance's chain; the caller holds the instance lock.
+
+    The event is written with the session's next flush, together with every other event appended
+    since the last one, as one multi-row ``INSERT`` (see :func:`_write_pending_events`); the
+    returned object is not added to the session (nothing reads an event's id in the transaction
+    that appends it). A rollback discards the pending events with the rest of the unit of work.
+    """
     instance.event_seq = (instance.event_seq or 0) + 1
     event = Event(
         hazard_id=instance.hazard_id,
@@ -65,8 +73,36 @@ def append_event(
     )
     event.hash = _digest(key, event.prev_hash, event)
     instance.last_event_hash = event.hash
-    session.add(event)
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+#: ``session.info`` key of the events appended since the session's last flush
+_PENDING = "hazardloop.pending_events"
+_EVENT_COLUMNS = ("hazard_id", "instance_id", "seq", "action", "actor_id", "task_key", "payload", "at")
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _write_pending_events(session: Session, _flush_context: Any, _instances: Any) -> None:
+    """Insert the pending events in one statement, ahead of the flush that updates their instance.
+
+    Appending an event always changes its instance (``event_seq``, ``last_event_hash``), so a
+    session with pending events is never clean and its next flush (explicit, autoflush or commit)
+    reaches this hook. The instances' rows exist already (an event needs ``instance.id``).
+    """
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    rows = [
+        {**{c: getattr(e, c) for c in _EVENT_COLUMNS}, "prev_hash": e.prev_hash, "hash": e.hash}
+        for e in pending
+    ]
+    session.connection().execute(insert(Event.__table__), rows)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _discard_pending_events(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from dataclasses import field
 from datetime import timedelta
 from typing import Any
 
+from . import calendar
 from .clock import Clock
 from .errors import HandlerError
 
@@ -115,12 +116,28 @@ def _escalate(ctx: HandlerContext, *, reason: str) -> None:
 def _compute_deadline(ctx: HandlerContext, *, days: int, unit: str) -> str:
     """Return an absolute due time (ISO, UTC) ``days`` from now.
 
-    Only calendar days for now; working days arrive with the calendar module.
+    ``calendar_days``: exactly ``days`` × 24 hours from now. ``working_days``: the end of the
+    business day (23:59:59 Asia/Shanghai) of the ``days``-th working day after today, by
+    :func:`engine.calendar.current_calendar`; the effect (and so the ``deadline_computed``
+    event) records whether it is provisional and the rule, which is how
+    :mod:`engine.deadlines` finds and recomputes it once the year's schedule is entered.
     """
-    if unit != "calendar_days":
+    if unit not in ("calendar_days", "working_days"):
         raise ValueError(f"unsupported unit {unit!r}")
     if not 0 <= days <= 3660:
         raise ValueError(f"days out of range: {days}")
+    if unit == "working_days":
+        deadline = calendar.current_calendar().deadline_after(ctx.clock.now(), days, unit)
+        due_at = deadline.at.isoformat()
+        params = {
+            "due_at": due_at,
+            "days": days,
+            "unit": unit,
+            "provisional": deadline.provisional,
+            "rule": deadline.rule.to_dict(),
+        }
+        ctx.effects.append(Effect("compute_deadline", ctx.task_key, params))
+        return due_at
     due = ctx.clock.now() + timedelta(days=days)
     ctx.effects.append(Effect("compute_deadline", ctx.task_key, {"due_at": due.isoformat(), "days": days}))
     return due.isoformat()

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +38,9 @@ from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.exc import StaleDataError
 
 from . import bpmn
+from . import calendar as working_calendar
+from . import outbox
+from . import policy
 from .access import Actor
 from .access import can_act_as
 from .access import can_act_as_any
@@ -111,6 +119,8 @@ class EngineContext:
     clock: Clock = field(default_factory=SystemClock)
     forms: Mapping[str, FormDefinition] | None = None
     _audit_key: bytes | None = None
+    #: monotonic time of the last calendar revision check (see :func:`_refresh_calendar`)
+    _calendar_checked: float = -1e9
 
     def __post_init__(self) -> None:
         if self.forms is None:
@@ -151,6 +161,83 @@ class _Loaded:
     waiting_jobs: dict[str, TimerJob] | None = None
 
 
+# --- deserialized workflows of committed steps ---------------------------------------------------
+
+
+class _WorkflowCache:
+    """The workflow objects of recently committed steps, so an unchanged instance is not deserialized.
+
+    An entry is the workflow a step left behind with the exact bytes it stored, the instance
+    ``version`` that write produced and the spec object it runs on. It is used only if all of them
+    still match what the locked row holds (any other writer bumps the version and changes the
+    bytes; a re-created row with a recycled id has other bytes; a dropped spec cache gives another
+    spec object), so a stale entry is a miss, never a wrong workflow. Entries enter only after
+    their transaction committed (``after_commit``); a rollback drops what the session was about to
+    add. Workflows are not thread-safe: :meth:`take` removes the entry, so an object is used by one
+    transaction at a time and comes back only with that transaction's commit.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[int, tuple[tuple[Any, ...], bytes, Any]] = OrderedDict()
+
+    def take(self, instance_id: int, key: tuple[Any, ...], state: bytes) -> Any | None:
+        with self._lock:
+            entry = self._entries.pop(instance_id, None)
+        if entry is not None and entry[0] == key and entry[1] == state:
+            return entry[2]
+        return None
+
+    def put_all(self, entries: Mapping[int, tuple[tuple[Any, ...], bytes, Any]]) -> None:
+        with self._lock:
+            for instance_id, entry in entries.items():
+                self._entries[instance_id] = entry
+                self._entries.move_to_end(instance_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_WORKFLOWS = _WorkflowCache()
+#: ``session.info`` key: workflows saved in the session's transaction, cached if it commits
+_SAVED_WORKFLOWS = "hazardloop.saved_workflows"
+
+
+def _cache_key(instance: ProcessInstance, spec: Any) -> tuple[Any, ...]:
+    return (instance.version, instance.definition_version_id, instance.serializer_version, id(spec))
+
+
+def _load_workflow(instance: ProcessInstance) -> Any:
+    spec, subs = spec_for(instance.definition_version)
+    workflow = _WORKFLOWS.take(instance.id, _cache_key(instance, spec), instance.state)
+    if workflow is None:
+        workflow = bpmn.load_state(instance.state, instance.serializer_version, spec, subs)
+    return workflow
+
+
+def _remember_saved(session: Session, instance: ProcessInstance, workflow: Any) -> None:
+    """After a successful flush of ``instance.state``: cache ``workflow`` if the transaction commits."""
+    spec, _subs = spec_for(instance.definition_version)
+    saved = session.info.setdefault(_SAVED_WORKFLOWS, {})
+    saved[instance.id] = (_cache_key(instance, spec), instance.state, workflow)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _cache_committed_workflows(session: Session) -> None:
+    saved = session.info.pop(_SAVED_WORKFLOWS, None)
+    if saved:
+        _WORKFLOWS.put_all(saved)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_saved_workflows(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_SAVED_WORKFLOWS, None)
+
+
 # --- the protocol ---------------------------------------------------------------------------------
 
 
@@ -173,6 +260,37 @@ def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
     return instance
 
 
+def _lock_instance_and_hazard(session: Session, hazard_id: int) -> tuple[ProcessInstance, Hazard]:
+    """Step 1 and the reads it guards in one statement: lock the hazard's latest instance and
+    read it (with its definition version, without the diagram texts) and the hazard with its
+    co-responsible departments (``can_see`` reads them), all refreshed from the database.
+
+    ``FOR UPDATE OF process_instance`` on PostgreSQL; SQLite holds its write lock already.
+    """
+    latest = (
+        select(func.max(ProcessInstance.id)).where(ProcessInstance.hazard_id == hazard_id).scalar_subquery()
+    )
+    row = (
+        session.execute(
+            select(ProcessInstance, Hazard)
+            .join(Hazard, Hazard.id == ProcessInstance.hazard_id)
+            .where(ProcessInstance.id == latest)
+            .with_for_update(of=ProcessInstance)
+            .options(
+                joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
+                joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+                joinedload(Hazard.co_departments),
+            )
+            .execution_options(populate_existing=True)
+        )
+        .unique()
+        .first()
+    )
+    if row is None:
+        raise NotFound("隐患流程实例", hazard_id)
+    return row[0], row[1]
+
+
 def _load_hazard(session: Session, hazard_id: int, *, fresh: bool = False) -> Hazard:
     """The hazard with its co-responsible departments (``can_see`` reads them) in one query."""
     return session.get_one(
@@ -193,13 +311,12 @@ def _protocol(
 
     :raises NotFound: ``not_found`` (or one naming the hazard) if the actor may not see it.
     """
-    instance = _lock_instance(session, hazard_id)
-    hazard = _load_hazard(session, hazard_id, fresh=True)
+    instance, hazard = _lock_instance_and_hazard(session, hazard_id)
     if actor is not None and not can_see(actor, hazard):
         raise not_found or NotFound("隐患", hazard_id)
+    _refresh_calendar(session, ctx)
     now = ctx.clock.now()
-    spec, subs = spec_for(instance.definition_version)
-    workflow = bpmn.load_state(instance.state, instance.serializer_version, spec, subs)
+    workflow = _load_workflow(instance)
     loaded = _Loaded(instance, hazard, workflow, now)
     if instance.status == InstanceStatus.RUNNING.value:
         bpmn.advance(workflow)
@@ -207,6 +324,22 @@ def _protocol(
         _project(session, ctx, loaded)
     yield loaded
     _save(session, ctx, loaded)
+
+
+CALENDAR_CHECK_SECONDS = 30.0
+
+
+def _refresh_calendar(session: Session, ctx: EngineContext) -> None:
+    """Pick up a newly entered holiday schedule (one primary-key read, at most every 30 s).
+
+    A schedule entered in this process is seen at once (``enter_official_year`` bumps the cache);
+    one entered by another process is seen within :data:`CALENDAR_CHECK_SECONDS`.
+    """
+    now = time.monotonic()
+    if now - ctx._calendar_checked < CALENDAR_CHECK_SECONDS:
+        return
+    working_calendar.load_calendar(session, timezone=ctx.settings.business_timezone)
+    ctx._calendar_checked = now
 
 
 def _save(session: Session, ctx: EngineContext, loaded: _Loaded) -> None:
@@ -218,6 +351,7 @@ def _save(session: Session, ctx: EngineContext, loaded: _Loaded) -> None:
         session.flush()  # version_id_col: UPDATE … WHERE id = ? AND version = ?
     except StaleDataError as exc:
         raise Conflict("流程实例已被他人修改，请刷新后重试") from exc
+    _remember_saved(session, instance, loaded.workflow)
 
 
 def _event(
@@ -230,7 +364,7 @@ def _event(
     task_key: str | None = None,
     **payload: Any,
 ) -> None:
-    append_event(
+    event = append_event(
         session,
         loaded.instance,
         key=ctx.audit_key,
@@ -240,6 +374,7 @@ def _event(
         task_key=task_key,
         payload=payload,
     )
+    outbox.on_event(session, ctx, loaded, event)  # notifications, in this same transaction
 
 
 def _apply_effects(session: Session, ctx: EngineContext, loaded: _Loaded) -> None:
@@ -600,6 +735,7 @@ def _start_instance(
 ) -> None:
     version = resolve_definition(session, grade=hazard.grade, sector_code=hazard.sector_code)
     spec, subs = spec_for(version)
+    _refresh_calendar(session, ctx)
     workflow = bpmn.new_workflow(spec, subs)
     start = workflow.task_tree
     start.data.update(
@@ -613,6 +749,8 @@ def _start_instance(
             "verified": None,
         }
     )
+    # the policy profile (deadline rules, escalation offsets) is pinned to the instance at start
+    policy.pin_policy(start.data, policy.resolve_policy(session, hazard.sector_code, hazard.region_path))
     now = ctx.clock.now()
     instance = ProcessInstance(
         hazard_id=hazard.id,
@@ -644,6 +782,7 @@ def _start_instance(
     _project(session, ctx, loaded)
     instance.state = bpmn.dump_state(workflow)
     session.flush()
+    _remember_saved(session, instance, workflow)
 
 
 # --- task actions -----------------------------------------------------------------------------------
@@ -1096,8 +1235,15 @@ def add_attachment(
     content: bytes,
     phase: str,
     work_item_id: int | None = None,
+    exif_taken_at: dt.datetime | None = None,
+    gps_lat: float | None = None,
+    gps_lon: float | None = None,
 ) -> Attachment:
-    """Store an attachment's bytes under its sha256 and record its metadata."""
+    """Store an attachment's bytes under its sha256 and record its metadata (EXIF time, GPS).
+
+    :raises InvalidInput: empty or too large, or an "after" photo identical to a "before" photo
+        of the same hazard (虚假整改).
+    """
     hazard = session.get(Hazard, hazard_id)
     if hazard is None or not can_see(actor, hazard):
         raise NotFound("隐患", hazard_id)
@@ -1108,6 +1254,12 @@ def add_attachment(
     if len(content) > MAX_ATTACHMENT_BYTES:
         raise InvalidInput({"file": [f"文件不能超过 {MAX_ATTACHMENT_BYTES // (1024 * 1024)} MB"]})
     digest = hashlib.sha256(content).hexdigest()
+    if phase == "after" and session.scalar(
+        select(Attachment.id).where(
+            Attachment.hazard_id == hazard.id, Attachment.phase == "before", Attachment.sha256 == digest
+        )
+    ):
+        raise InvalidInput({"file": ["整改后照片与整改前照片完全相同，疑似虚假整改"]})
     storage = Path(ctx.settings.var_dir) / "attachments" / digest[:2]
     storage.mkdir(parents=True, exist_ok=True)
     target = storage / digest
@@ -1126,6 +1278,9 @@ def add_attachment(
         storage_key=f"{digest[:2]}/{digest}",
         uploaded_by_id=actor.user_id or None,
         uploaded_at=ctx.clock.now(),
+        exif_taken_at=exif_taken_at,
+        gps_lat=gps_lat,
+        gps_lon=gps_lon,
     )
     session.add(attachment)
     session.flush()

@@ -27,6 +27,7 @@ from engine import db as dbmod
 from engine.config import Settings
 from engine.demo import DemoWorld
 from engine.demo import deploy_bundled
+from engine.demo import seed_calendar_and_policies
 from engine.demo import seed_organisations
 from engine.runtime import EngineContext
 
@@ -87,11 +88,13 @@ def ctx(settings: Settings) -> EngineContext:
 
 @pytest.fixture(scope="session")
 def world(engine: Engine, ctx: EngineContext, settings: Settings) -> DemoWorld:
-    """Committed once per session: organisations, users, deployed processes and bindings."""
+    """Committed once per session: organisations, users, deployed processes and bindings,
+    the working-day calendar (2004–2026 from chinese-calendar) and the bundled policy profiles."""
     factory = dbmod.make_sessionmaker(engine)
     with factory.begin() as session:
         world = seed_organisations(session)
         deploy_bundled(session, settings.processes_dir, ctx.forms)
+        seed_calendar_and_policies(session, settings.processes_dir)
     return world
 
 
@@ -113,6 +116,8 @@ def committed(engine: Engine, world: DemoWorld) -> Iterator[sessionmaker[Session
     yield factory
     with engine.begin() as conn:
         for table in (
+            "outbox_message",
+            "in_app_notification",
             "event",
             "timer_job",
             "task_submission",

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
+import os
 import signal
+import socket
 import unicodedata
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -31,13 +34,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from engine import calendar as workcal
 from engine import db as dbmod
+from engine import deadlines
 from engine import definitions
 from engine import demo
+from engine import policy
 from engine.access import load_actor
 from engine.config import Settings
 from engine.errors import DefinitionInvalid
 from engine.errors import EngineError
+from engine.errors import InvalidInput
 from engine.events import count_events
 from engine.events import verify_chain
 from engine.models.org import ROLE_LABELS
@@ -45,6 +52,15 @@ from engine.runtime import EngineContext
 from engine.tasklist import inbox
 from engine.timers import RunResult
 from engine.timers import run_due
+from notifiers import Channel
+from notifiers.dispatcher import DispatchResult
+from notifiers.dispatcher import build_channels
+from notifiers.dispatcher import dispatch_due
+from notifiers.dispatcher import list_messages
+from notifiers.dispatcher import retry_message
+
+from .auth import hash_password
+from .auth import make_hasher
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +87,7 @@ class _State:
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._ctx: EngineContext | None = None
+        self._channels: dict[str, Channel] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -94,6 +111,16 @@ class _State:
                 raise CliError(f"配置错误：{exc}") from exc
             self._ctx = ctx
         return self._ctx
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        """The notification channels of HAZARDLOOP_NOTIFY_CHANNELS, built once per process."""
+        if self._channels is None:
+            try:
+                self._channels = build_channels(self.settings, self.sessions)
+            except ValueError as exc:
+                raise CliError(f"配置错误：{exc}") from exc
+        return self._channels
 
     def close(self) -> None:
         if self._engine is not None:
@@ -258,11 +285,17 @@ def _init(state: _State, *, with_demo: bool) -> None:
         deployed = demo.deploy_bundled(session, state.settings.processes_dir, ctx.forms)
     click.echo(f"[2/{total}] 已部署流程定义：{'、'.join(deployed)}")
     with state.sessions.begin() as session:
-        world = demo.seed_organisations(session)
+        # Demo users get argon2 hashes of demo.DEMO_PASSWORD (cost from settings) with --demo only:
+        # a plain init must not leave accounts with a published password.
+        hasher = functools.partial(hash_password, hasher=make_hasher(state.settings)) if with_demo else None
+        world = demo.seed_organisations(session, password_hasher=hasher)
     click.echo(
         f"[3/{total}] 组织与用户就绪：{len(world.departments)} 个部门，"
         f"{len(world.enterprises)} 家企业，{len(world.users)} 个用户"
     )
+    with state.sessions.begin() as session:
+        reference = demo.seed_calendar_and_policies(session, state.settings.processes_dir)
+    click.echo(f"      {_seeded_years(reference.calendar_years)}；策略配置：{'、'.join(reference.policies)}")
     if not with_demo:
         click.echo("初始化完成。")
         return
@@ -374,19 +407,267 @@ def audit_verify(state: _State) -> None:
     raise CliError(f"审计链校验失败：{len(breaks)} 条链被破坏（共 {count} 条事件）", exit_code=1)
 
 
+# --- calendar -------------------------------------------------------------------------------------
+
+
+def _invalid(exc: InvalidInput) -> CliError:
+    """An InvalidInput as one error line per field (exit 2)."""
+    lines = [str(exc).split(":", 1)[0]]
+    for key, messages in exc.messages.items():
+        items = messages if isinstance(messages, list | tuple) else [messages]
+        lines.extend(f"  {key}: {message}" for message in items)
+    return CliError("\n".join(lines))
+
+
+def _seeded_years(years: Sequence[int]) -> str:
+    if not years:
+        return "工作日历：节假日安排已存在"
+    return f"工作日历：已载入 {years[0]}–{years[-1]} 年节假日安排（{len(years)} 年，{workcal.SEED_SOURCE}）"
+
+
+def _refresh_calendar(state: _State) -> workcal.WorkingCalendar:
+    """Re-read the working-day calendar if it changed (one primary-key read otherwise)."""
+    with state.sessions() as session:
+        return workcal.load_calendar(session, timezone=state.settings.business_timezone)
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CliError(f"无法读取文件 {file}：{exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{file.name} 不是合法的 JSON：第 {exc.lineno} 行第 {exc.colno} 列 {exc.msg}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{file.name} 不是 UTF-8 文本") from exc
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"日期无效：{value!r}（应为 YYYY-MM-DD）") from None
+
+
+def _span(first: dt.date, last: dt.date) -> str:
+    return first.isoformat() if first == last else f"{first.isoformat()} 至 {last.isoformat()}"
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """工作日历：法定节假日与调休 (working-day calendar)."""
+
+
+@calendar_group.command("seed")
+@click.pass_obj
+@_guarded
+def calendar_seed(state: _State) -> None:
+    """从 chinese-calendar 载入官方节假日安排 (2004–2026; stored years are kept)."""
+    with state.sessions.begin() as session:
+        years = workcal.seed_from_chinese_calendar(session)
+    click.echo(
+        _seeded_years(years) if years else "节假日安排已是最新：chinese-calendar 覆盖的年份均已在数据库中"
+    )
+
+
+@calendar_group.command("show")
+@click.argument("year", type=int)
+@click.pass_obj
+@_guarded
+def calendar_show(state: _State, year: int) -> None:
+    """显示某年的节假日安排 (status, holidays and 调休 workdays of YEAR)."""
+    with state.sessions() as session:
+        schedule = workcal.year_schedule(session, year)
+    official = schedule.status == "official"
+    status = "正式安排" if official else "暂定（尚未录入国务院办公厅通知）"
+    click.echo(f"{year} 年：{status}")
+    click.echo(f"来源：{schedule.source}")
+    if schedule.entered_at is not None:
+        click.echo(f"录入：{_local(state.ctx, schedule.entered_at)}  {schedule.entered_by or '系统'}")
+    click.echo(f"放假（{len(schedule.holidays)} 天）：")
+    for item in workcal.breaks(schedule.holidays):
+        click.echo(f"  {item.name}  {_span(item.first, item.last)}（{item.days} 天）")
+    if not official:
+        click.echo("调休上班：暂定日历不含调休上班日（周末一律按休息日计算，期限只会偏晚，不会偏早）")
+        return
+    click.echo(f"调休上班（{len(schedule.workdays)} 天）：")
+    for day, name in schedule.workdays:
+        click.echo(f"  {day.isoformat()}（星期{'一二三四五六日'[day.weekday()]}）  {name}")
+
+
+@calendar_group.command("enter-year")
+@click.argument("year", type=int)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--by", "username", default=None, help="录入人用户名（记录在日历中）。")
+@click.pass_obj
+@_guarded
+def calendar_enter_year(state: _State, year: int, file: Path, username: str | None) -> None:
+    """录入某年的正式节假日安排并重新计算暂定期限 (enter YEAR's official schedule from FILE).
+
+    FILE is JSON: {"source": "国办发明电〔…〕…号", "holidays": [{"date": "2027-02-06", "name": "春节"}
+    or {"from": "2027-02-05", "to": "2027-02-12", "name": "春节"} …], "workdays": [{"date": …,
+    "name": …} …]}. Bad input exits 2 and changes nothing.
+    """
+    document = _read_json(file)
+    try:
+        holidays, workdays, source = workcal.parse_schedule_document(document)
+        with state.sessions.begin() as session:
+            actor_id = load_actor(session, username=username).user_id if username else None
+            changed = workcal.enter_official_year(
+                session,
+                year,
+                holidays,
+                workdays,
+                actor_id,
+                source=source or f"{year} 年国务院办公厅节假日安排通知（{file.name}）",
+            )
+            results = deadlines.recompute_provisional_deadlines(session, state.ctx, year)
+    except InvalidInput as exc:
+        raise _invalid(exc) from exc
+    _refresh_calendar(state)
+    click.echo(
+        f"{year} 年节假日安排已录入：放假 {len(holidays)} 天，调休上班 {len(workdays)} 天；"
+        f"{len(changed)} 天的工作日状态与原日历不同"
+    )
+    moved = [r for r in results if r.moved]
+    click.echo(f"已重新计算 {len(moved)} 个期限（另有 {len(results) - len(moved)} 个期限日期不变、不再暂定）")
+    for r in moved:
+        click.echo(
+            f"  隐患 {r.hazard_id} {r.task_key or ''} {'、'.join(r.variables)}："
+            f"{_local(state.ctx, r.old_due_at)} → {_local(state.ctx, r.new_due_at)}"
+        )
+
+
+@calendar_group.command("recompute")
+@click.pass_obj
+@_guarded
+def calendar_recompute(state: _State) -> None:
+    """重新计算所有暂定期限 (a sweep: every provisional working-day deadline, on the current calendar)."""
+    with state.sessions.begin() as session:
+        results = deadlines.recompute_provisional_deadlines(session, state.ctx)
+    moved = sum(1 for r in results if r.moved)
+    click.echo(f"已重新计算 {moved} 个期限（另有 {len(results) - moved} 个期限日期不变、不再暂定）")
+
+
+@calendar_group.command("add-days", context_settings={"ignore_unknown_options": True})
+@click.argument("day")
+@click.argument("n", type=int)
+@click.pass_obj
+@_guarded
+def calendar_add_days(state: _State, day: str, n: int) -> None:
+    """计算 DATE 之后第 N 个工作日 (N < 0: before; e.g. add-days 2026-02-13 1)."""
+    start = _parse_date(day)
+    calendar = _refresh_calendar(state)
+    result = calendar.add_working_days(start, n)
+    sign = "+" if n >= 0 else "-"
+    what = calendar.day_info(result).describe()
+    click.echo(f"{start.isoformat()} {sign} {abs(n)} 个工作日 = {result.isoformat()}（{what}）")
+    if calendar.span_provisional(start, result):
+        click.echo("暂定：涉及尚未录入正式节假日安排的年份，录入后结果可能变化")
+
+
+# --- policy ---------------------------------------------------------------------------------------
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """策略配置：期限与升级规则 (policy profiles)."""
+
+
+@policy_group.command("show")
+@click.option("--sector", default=None, help="行业代码，例如 fire；显示该行业适用的配置。")
+@click.option("--region", default=None, help="地区代码，例如 341821。")
+@click.pass_obj
+@_guarded
+def policy_show(state: _State, sector: str | None, region: str | None) -> None:
+    """显示适用的策略配置 (the profile that applies: sector+region, sector, region, national)."""
+    with state.sessions() as session:
+        profiles = policy.latest_profiles(session)
+        chosen = policy.resolve_for_region_code(session, sector, region)
+        values = policy.policy_values(chosen)
+        scope_region = chosen.region.name if chosen.region is not None else "全国"
+    if sector is None and region is None:
+        click.echo("已导入的策略配置（最新版本）：")
+        for line in _table(
+            ("配置", "名称", "行业", "地区"),
+            [
+                (
+                    f"{p.key}@{p.version}",
+                    str(p.content.get("title", "")),
+                    p.sector_code or "全部",
+                    p.region.name if p.region is not None else "全国",
+                )
+                for p in profiles
+            ],
+            indent="  ",
+        ):
+            click.echo(line)
+        click.echo("")
+    title = chosen.content.get("title", "")
+    click.echo(
+        f"{chosen.key}@{chosen.version}  {title}（行业 {chosen.sector_code or '全部'}，{scope_region}）"
+    )
+    base = chosen.content.get("extends")
+    if base:
+        overrides = "、".join(chosen.content.get("overrides", []))
+        click.echo(f"继承 {base['key']}@{base['version']}；本配置覆盖：{overrides}")
+    rows = [(v.name, v.describe(), v.label, v.source) for v in values.values()]
+    for line in _table(("名称", "值", "说明", "出处"), rows, indent="  "):
+        click.echo(line)
+
+
+@policy_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_obj
+@_guarded
+def policy_import(state: _State, file: Path) -> None:
+    """导入策略配置 JSON (changed content: a new version; unchanged: the same version)."""
+    document = _read_json(file)
+    try:
+        with state.sessions.begin() as session:
+            result = policy.import_policy(session, document)
+            label = f"{result.profile.key}@{result.profile.version}"
+    except InvalidInput as exc:
+        raise _invalid(exc) from exc
+    click.echo(f"{label}  {'新版本已导入' if result.created else '未变更（与最新版本内容相同）'}")
+    for key in result.stale_dependents:
+        click.echo(f"提示：{key} 继承自 {result.profile.key} 的旧版本，重新导入 {key} 才会采用新值")
+
+
 # --- worker ---------------------------------------------------------------------------------------
 
 
 def _tick(state: _State) -> None:
-    """One sweep; a failing sweep (database down) is logged and the next tick tries again."""
+    """One sweep, then one notification round; a failing part (database down) is logged and the
+    next tick tries again."""
     try:
+        _refresh_calendar(state)
         result = run_due(state.sessions, state.ctx)
     except Exception:
         logger.exception("timer sweep failed")
+    else:
+        if result.due:
+            stamp = _local(state.ctx, state.ctx.clock.now())
+            click.echo(f"[{stamp}] {_run_summary(result)}")
+    try:
+        sent = _dispatch(state)
+    except Exception:
+        logger.exception("notification dispatch failed")
         return
-    if result.due:
+    if sent.claimed:
         stamp = _local(state.ctx, state.ctx.clock.now())
-        click.echo(f"[{stamp}] {_run_summary(result)}")
+        click.echo(f"[{stamp}] {_dispatch_summary(sent)}")
+
+
+def _dispatch(state: _State) -> DispatchResult:
+    """Deliver one batch of due notifications (the worker's lease owner is host:pid)."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    return dispatch_due(state.sessions, state.settings, owner=owner, channels=state.channels)
+
+
+def _dispatch_summary(result: DispatchResult) -> str:
+    r = result
+    return f"通知：处理 {r.claimed} 条，成功 {r.sent}，待重试 {r.retried}，转入死信 {r.dead}"
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:
@@ -397,6 +678,7 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
     """Run ``run_due`` every ``interval`` seconds until Ctrl-C or SIGTERM (or once)."""
     if once:
         click.echo(_run_summary(run_due(state.sessions, state.ctx)))
+        click.echo(_dispatch_summary(_dispatch(state)))
         return
     # Imported here: only the worker needs APScheduler.
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -415,7 +697,7 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
         replace_existing=True,
         next_run_time=dt.datetime.now(dt.UTC),
     )
-    click.echo(f"worker 已启动：每 {interval:g} 秒检查一次到期定时器（Ctrl-C 停止）")
+    click.echo(f"worker 已启动：每 {interval:g} 秒检查一次到期定时器并发送通知（Ctrl-C 停止）")
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         scheduler.start()
@@ -439,7 +721,7 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
 @click.pass_obj
 @_guarded
 def worker(state: _State, once: bool, interval: float | None) -> None:
-    """运行定时器 worker (fire due timers in the foreground until Ctrl-C).
+    """运行定时器 worker (fire due timers and deliver notifications until Ctrl-C).
 
     An APScheduler job every --interval seconds (max one running, missed runs coalesced); Ctrl-C
     or SIGTERM stops it after the current sweep.
@@ -447,12 +729,143 @@ def worker(state: _State, once: bool, interval: float | None) -> None:
     _run_worker(state, once=once, interval=interval or state.settings.tick_seconds)
 
 
+# --- notifications --------------------------------------------------------------------------------
+
+NOTIFICATION_STATES = ("pending", "leased", "sent", "dead")
+NOTIFICATION_HEADERS = ("ID", "状态", "通道", "类型", "接收人", "尝试", "下次尝试", "主题/错误")
+
+
+@main.group()
+def notifications() -> None:
+    """通知：发件箱与死信 (notification outbox)."""
+
+
+@notifications.command("list")
+@click.option("--state", "state_name", type=click.Choice(NOTIFICATION_STATES), help="只列出该状态的通知。")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="最多列出条数。")
+@click.pass_obj
+@_guarded
+def notifications_list(state: _State, state_name: str | None, limit: int) -> None:
+    """列出最近的通知 (newest first; --state dead shows the dead letters)."""
+    ctx = state.ctx
+    with state.sessions() as session:
+        rows = [
+            (
+                str(m.id),
+                m.state,
+                m.channel,
+                m.kind,
+                m.recipient_address,
+                str(m.attempts),
+                _local(ctx, m.next_attempt_at) if m.state in ("pending", "leased") else "—",
+                ((m.last_error if m.state != "sent" else None) or m.subject or "")[:60],
+            )
+            for m in list_messages(session, state=state_name, limit=limit)
+        ]
+    if not rows:
+        click.echo("没有通知" + (f"（状态 {state_name}）" if state_name else ""))
+        return
+    for line in _table(NOTIFICATION_HEADERS, rows):
+        click.echo(line)
+
+
+@notifications.command("retry")
+@click.argument("message_id", type=int)
+@click.pass_obj
+@_guarded
+def notifications_retry(state: _State, message_id: int) -> None:
+    """重新发送一条通知 (a dead letter gets a fresh set of attempts, due now)."""
+    with state.sessions.begin() as session:
+        message = retry_message(session, message_id, now=state.ctx.clock.now())
+        label = f"{message.channel} → {message.recipient_address}"
+    click.echo(f"通知 {message_id}（{label}）已重新排队，worker 下一轮发送")
+
+
+# --- serve ----------------------------------------------------------------------------------------
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _check_port(host: str, port: int) -> None:
+    from . import serve  # gunicorn is imported only by the commands that serve
+
+    try:
+        serve.check_port(host, port)
+    except serve.PortUnavailable as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _check_migrated(state: _State) -> None:
+    """The database answers and is at the newest schema (else exit 1: run init)."""
+    from alembic.runtime.migration import MigrationContext
+
+    url = state.settings.database_url
+    head = ScriptDirectory.from_config(dbmod.alembic_config(url)).get_current_head()
+    with state.engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        raise CliError(
+            f"数据库 {_safe_url(url)} 的版本是 {current or '空'}，不是最新的 {head}："
+            "请先运行 hazardloop init（或 hazardloop db upgrade）",
+            exit_code=1,
+        )
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址（0.0.0.0：所有网卡）。")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="端口。")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="gunicorn 工作进程数；默认 SQLite 为 2，PostgreSQL 为 2×CPU+1（最多 8）。",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=4, show_default=True, help="每个进程的线程数。"
+)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True)
+@click.option("--access-log", is_flag=True, help="把每个请求记录到标准错误输出。")
+@click.pass_obj
+@_guarded
+def serve_command(
+    state: _State, host: str, port: int, workers: int | None, threads: int, log_level: str, access_log: bool
+) -> None:
+    """运行网页服务 (gunicorn: the web app in N processes × T threads, until Ctrl-C or SIGTERM).
+
+    A busy port exits 2 before anything starts; an unmigrated database exits 1. Timers are not
+    run here: start `hazardloop worker` beside it (`hazardloop demo` runs both).
+    """
+    from . import serve
+
+    _check_port(host, port)
+    _check_migrated(state)
+    try:
+        serve.check_app(state.settings)
+    except (RuntimeError, OSError) as exc:
+        raise CliError(f"配置错误：{exc}") from exc
+    state.close()  # no pooled connection may cross gunicorn's fork
+    workers = workers or serve.default_workers(state.settings.database_url)
+    options = serve.gunicorn_options(
+        host, port, workers=workers, threads=threads, log_level=log_level, access_log=access_log
+    )
+    click.echo(
+        f"网页服务：{serve.public_url(host, port)}（gunicorn，{workers} 个进程 × {threads} 个线程，"
+        f"数据库 {_safe_url(state.settings.database_url)}；Ctrl-C 停止）"
+    )
+    serve.WebServer(state.settings, options).run()  # returns by SystemExit when stopped
+
+
 # --- demo -----------------------------------------------------------------------------------------
+
+DEMO_LOGIN_HEADERS = ("用户名", "姓名", "角色（单位）", "密码", "待办")
+#: the user ``demo --check`` logs in as
+DEMO_CHECK_USER = "chen_safety"
 
 
 def _memberships(username: str) -> str:
+    """The user's roles grouped by organisation: 主要负责人、安全管理人员（郎溪县金桥商贸广场）."""
     names = {code: name for code, name, _level, _parent in demo.REGIONS}
-    parts = []
+    by_org: dict[str, list[str]] = {}
     for role, ent_key, dept_key, region_code in demo.USERS[username][1]:
         if ent_key:
             org = demo.ENTERPRISES[ent_key][0]
@@ -462,24 +875,98 @@ def _memberships(username: str) -> str:
             org = names[region_code]
         else:
             org = "全系统"
-        parts.append(f"{ROLE_LABELS[role]}（{org}）")
-    return "、".join(parts)
+        by_org.setdefault(org, []).append(ROLE_LABELS[role])
+    return "、".join(f"{'、'.join(roles)}（{org}）" for org, roles in by_org.items())
+
+
+def _login_rows(state: _State) -> list[tuple[str, ...]]:
+    """One row per demo user: username, display name, roles, password, open tasks in the inbox."""
+    rows = []
+    with state.sessions() as session:
+        for username, (display, _roles) in demo.USERS.items():
+            tasks = len(inbox(session, load_actor(session, username=username)))
+            rows.append(
+                (username, display, _memberships(username), demo.DEMO_PASSWORD, str(tasks) if tasks else "—")
+            )
+    return rows
+
+
+def _echo_logins(state: _State, url: str | None) -> None:
+    click.echo("")
+    click.echo(f"演示用户（密码均为 {demo.DEMO_PASSWORD}；待办：登录后「我的待办」与「组待办」中的任务数）：")
+    for line in _table(DEMO_LOGIN_HEADERS, _login_rows(state), indent="  "):
+        click.echo(line)
+    click.echo("")
+    if url:
+        click.echo(f"网址：{url}")
+    click.echo("命令行查看某人的待办：hazardloop tasks list --user chen_safety")
 
 
 @main.command("demo")
-@click.option("--once", is_flag=True, help="展示后只检查一轮定时器就退出，不常驻运行 worker。")
+@click.option(
+    "--once", is_flag=True, help="只初始化、列出演示用户并检查一轮定时器，然后退出（不启动网页服务）。"
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="启动网页服务与 worker，请求 /healthz、/login 并以演示用户登录，打印 OK 后停止（失败：退出码 1）。",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="网页服务监听地址。")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="网页服务端口。")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="gunicorn 工作进程数（默认见 serve）。"
+)
 @click.pass_obj
 @_guarded
-def demo_command(state: _State, once: bool) -> None:
-    """演示：init --demo，列出演示用户与待办，再运行 worker (what ./bin/run runs)."""
+def demo_command(state: _State, once: bool, check: bool, host: str, port: int, workers: int | None) -> None:
+    """演示：init --demo，打印网址与演示用户，再同时运行网页服务与 worker (what ./bin/run runs).
+
+    The web server (`hazardloop serve`) and the timer worker (`hazardloop worker`) run as two
+    child processes in the foreground; Ctrl-C or SIGTERM stops both. A busy port exits 2 before
+    anything is done; if either process dies, the other is stopped and the exit status is 1.
+    """
+    if once and check:
+        raise CliError("--once 与 --check 不能同时使用")
+    if not once:
+        _check_port(host, port)
     _init(state, with_demo=True)
-    click.echo("")
-    click.echo(
-        f"演示用户（密码均为 {demo.DEMO_PASSWORD}；网页界面稍后提供，现在可用 hazardloop tasks list）："
-    )
-    for username in demo.USERS:
+    if once:
+        _echo_logins(state, None)
         click.echo("")
-        click.echo(f"● {username}  {_memberships(username)}")
-        _echo_tasks(state, username, indent="  ")
+        _run_worker(state, once=True, interval=state.settings.tick_seconds)
+        return
+    from . import serve
+
+    url = serve.public_url(host, port)
+    _echo_logins(state, url)
+    state.close()
+    workers = workers or serve.default_workers(state.settings.database_url)
     click.echo("")
-    _run_worker(state, once=once, interval=state.settings.tick_seconds)
+    click.echo(f"正在启动网页服务（gunicorn，{workers} 个进程）与定时器 worker …")
+
+    def banner() -> None:
+        rule = "=" * 72
+        click.echo(rule)
+        click.echo(f"hazardloop 已启动：{url}")
+        click.echo(
+            f"在浏览器中打开上面的网址，用上表任一用户名登录（例如 {DEMO_CHECK_USER}），"
+            f"密码 {demo.DEMO_PASSWORD}。"
+        )
+        click.echo("网页服务与定时器 worker 在前台运行，Ctrl-C 停止。")
+        click.echo(rule)
+
+    status = serve.run_services(
+        settings=state.settings,
+        host=host,
+        port=port,
+        serve_args=["--host", host, "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+        worker_args=[],
+        check=check,
+        check_login=(DEMO_CHECK_USER, demo.DEMO_PASSWORD),
+        echo=click.echo,
+        banner=banner,
+    )
+    if status:
+        raise CliError("演示未能正常运行（见上面的输出）", exit_code=status if status == 2 else 1)
+    if not check:
+        click.echo("网页服务与 worker 已停止")

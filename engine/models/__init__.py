@@ -70,6 +70,11 @@ def enum_values(enum_cls: type[enum.Enum]) -> list[str]:
 from .attachment import Attachment  # noqa: E402
 from .auth import ApiToken  # noqa: E402
 from .auth import LoginAttempt  # noqa: E402
+from .calendar import CalendarDay  # noqa: E402
+from .calendar import CalendarDayKind  # noqa: E402
+from .calendar import CalendarRevision  # noqa: E402
+from .calendar import CalendarYear  # noqa: E402
+from .calendar import CalendarYearStatus  # noqa: E402
 from .definition import DefinitionBinding  # noqa: E402
 from .definition import DefinitionVersion  # noqa: E402
 from .event import Event  # noqa: E402
@@ -91,6 +96,11 @@ from .org import RegionLevel  # noqa: E402
 from .org import Role  # noqa: E402
 from .org import Sector  # noqa: E402
 from .org import User  # noqa: E402
+from .outbox import InAppNotification  # noqa: E402
+from .outbox import OutboxMessage  # noqa: E402
+from .outbox import OutboxState  # noqa: E402
+from .outbox import UserContact  # noqa: E402
+from .policy import PolicyProfile  # noqa: E402
 from .submission import ExtensionRequest  # noqa: E402
 from .submission import ExtensionState  # noqa: E402
 from .submission import TaskSubmission  # noqa: E402
@@ -103,6 +113,11 @@ __all__ = [
     "ApiToken",
     "Attachment",
     "Base",
+    "CalendarDay",
+    "CalendarDayKind",
+    "CalendarRevision",
+    "CalendarYear",
+    "CalendarYearStatus",
     "DefinitionBinding",
     "DefinitionVersion",
     "Department",
@@ -117,10 +132,14 @@ __all__ = [
     "HazardDepartment",
     "HazardSource",
     "HazardStatus",
+    "InAppNotification",
     "InstanceStatus",
     "LoginAttempt",
     "Membership",
     "NumberSequence",
+    "OutboxMessage",
+    "OutboxState",
+    "PolicyProfile",
     "ProcessInstance",
     "Region",
     "RegionLevel",
@@ -130,6 +149,7 @@ __all__ = [
     "TimerJob",
     "TimerJobState",
     "User",
+    "UserContact",
     "UTCDateTime",
     "WorkItem",
     "WorkItemState",

@@ -106,6 +106,17 @@ class Hazard(Base):
     __table_args__ = (
         Index("ix_hazard_region_path_status", "region_path", "status"),
         Index("ix_hazard_status_deadline", "status", "deadline"),
+        # The task lists' scope filters (region subtree, sector, lead department) as an
+        # index-only scan; pattern ops so PostgreSQL can use it for LIKE '/34/3418/%' under any
+        # collation (migration 0005, measured by bench/http_inbox.py).
+        Index(
+            "ix_hazard_scope",
+            "region_path",
+            "sector_code",
+            "lead_department_id",
+            "id",
+            postgresql_ops={"region_path": "varchar_pattern_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

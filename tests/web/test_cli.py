@@ -21,6 +21,7 @@ from sqlalchemy import update
 
 from engine import db as dbmod
 from engine.config import PROJECT_ROOT
+from engine.demo import DEMO_PASSWORD
 from engine.demo import DEMO_SCENARIOS
 from engine.demo import USERS
 from engine.models import Event
@@ -172,12 +173,17 @@ def test_audit_verify_ok_and_tampering_is_reported(cli, initialised, db_engine):
     assert cli("audit", "verify").exit_code == 0
 
 
-def test_demo_once_prints_every_login_and_task_list(cli, initialised, db_engine):
+def test_demo_once_prints_every_login_and_exits_without_serving(cli, initialised, db_engine):
     result = cli("demo", "--once")
     assert result.exit_code == 0, result.output
-    for username in USERS:
-        assert f"● {username}" in result.stdout
-    assert "陈静（安全管理员）：待办" in result.stdout
+    lines = result.stdout.splitlines()
+    for username, (display, _memberships) in USERS.items():
+        [row] = [line for line in lines if line.split()[:1] == [username]]
+        assert display in row and DEMO_PASSWORD in row
+    [chen] = [line for line in lines if line.split()[:1] == ["chen_safety"]]
+    assert "安全管理人员（郎溪县华宇化工有限公司）" in chen and chen.split()[-1].isdigit()
+    assert "网页服务" not in result.stdout  # --once: one timer sweep, no server
+    assert "到期" in result.stdout
     assert hazard_count(db_engine) == len(DEMO_SCENARIOS)
 
 

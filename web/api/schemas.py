@@ -1,0 +1,514 @@
+"""Request and response shapes of ``/api/v1`` (marshmallow 4; STYLE rule 11).
+
+Request schemas (``*Request``, ``*Query``) reject unknown keys (marshmallow's default), check types
+strictly (``"5"`` is not an integer in a JSON body; in a query string it is) and load plain data
+for the engine. Response schemas only dump. Field messages are Chinese, like the engine's.
+Schemas never query the database.
+
+Datetimes are ISO 8601 with an offset (``2023-05-01T09:30:00+08:00``); a naive datetime is 422.
+Responses give them in UTC (``…+00:00``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from marshmallow import Schema
+from marshmallow import ValidationError
+from marshmallow import fields
+from marshmallow import validate
+
+from engine.ledger import ESCALATION_ACTIONS
+from engine.ledger import MAX_PER_PAGE
+from engine.ledger import SORTS
+from engine.models import Grade
+from engine.models import HandlingType
+from engine.models import HazardSource
+from engine.models import HazardStatus
+from engine.models import Role
+from engine.models import WorkItemState
+from engine.tasklist import TASK_SCOPES
+
+from . import MAX_ID
+
+#: datetimes outside these years are refused (they cannot be a hazard's dates, and near the
+#: ends of ``datetime``'s range converting the offset to UTC overflows)
+EARLIEST_YEAR = 1900
+LATEST_YEAR = 2200
+MAX_PAGE = 100_000
+PHASES = ("before", "after", "document")
+#: what a caller may do with a task right now (``GET /tasks/{id}``: ``actions``)
+TASK_ACTIONS = ("claim", "release", "complete", "attach")
+
+_COMMON = {
+    "required": "此项为必填项",
+    "null": "此项不能为 null",
+    "validator_failed": "取值无效",
+}
+
+
+def _one_of(choices: Any) -> validate.OneOf:
+    values = [str(c) for c in choices]
+    return validate.OneOf(values, error=f"必须是 {', '.join(values)} 之一")
+
+
+def _length(low: int | None, high: int) -> validate.Length:
+    if low:
+        return validate.Length(min=low, max=high, error=f"长度必须在 {low}–{high} 个字符之间")
+    return validate.Length(max=high, error=f"不能超过 {high} 个字符")
+
+
+def _range(low: int, high: int) -> validate.Range:
+    return validate.Range(min=low, max=high, error=f"必须在 {low}–{high} 之间")
+
+
+class _Text(fields.String):
+    default_error_messages = {**_COMMON, "invalid": "应为文本", "invalid_utf8": "应为 UTF-8 文本"}
+
+
+class _Int(fields.Integer):
+    """JSON bodies: strict (``"5"`` and ``5.0`` are refused); query strings: ``strict=False``."""
+
+    default_error_messages = {**_COMMON, "invalid": "应为整数", "too_large": "数值过大"}
+
+    def __init__(self, *, strict: bool = True, **kwargs: Any) -> None:
+        super().__init__(strict=strict, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        # JSON has one number type: 3.0 is the integer 3 (JSON Schema agrees), 3.5 is not.
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+class _Bool(fields.Boolean):
+    default_error_messages = {**_COMMON, "invalid": "应为布尔值（true 或 false）"}
+
+
+class _When(fields.AwareDateTime):
+    """An aware ISO 8601 datetime; naive input is refused, never guessed."""
+
+    default_error_messages = {
+        **_COMMON,
+        "invalid": "应为 ISO 8601 时间，例如 2023-05-01T09:30:00+08:00",
+        "invalid_awareness": "必须带时区偏移，例如 2023-05-01T09:30:00+08:00",
+        "format": "无法格式化为时间",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"] = {"example": "2023-05-01T09:30:00+08:00", **kwargs["metadata"]}
+        super().__init__(format="iso", default_timezone=None, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed: dt.datetime = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+            raise ValidationError(f"年份必须在 {EARLIEST_YEAR}–{LATEST_YEAR} 之间")
+        return parsed
+
+
+class _Instant(fields.DateTime):
+    """A response datetime, always given in UTC (``…+00:00``) whatever zone the object holds."""
+
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        result: str | None = super()._serialize(value, attr, obj, **kwargs)
+        return result
+
+
+class _List(fields.List):
+    default_error_messages = {**_COMMON, "invalid": "应为列表"}
+
+
+def _id(**kwargs: Any) -> _Int:
+    return _Int(validate=_range(1, MAX_ID), **kwargs)
+
+
+class ApiSchema(Schema):
+    """Base of request schemas: Chinese schema-level messages; unknown keys are refused."""
+
+    error_messages = {"unknown": "未知字段", "type": "应为 JSON 对象"}
+
+
+class _PageQuery(ApiSchema):
+    page = _Int(strict=False, load_default=1, validate=_range(1, MAX_PAGE), metadata={"description": "页码"})
+    per_page = _Int(
+        strict=False,
+        load_default=20,
+        validate=_range(1, MAX_PER_PAGE),
+        metadata={"description": f"每页条数（最多 {MAX_PER_PAGE}）"},
+    )
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    code = fields.String(
+        required=True,
+        metadata={"description": "机器可读的错误码，如 not_found、invalid_input", "example": "invalid_input"},
+    )
+    message = fields.String(required=True, metadata={"description": "给人看的说明（中文或英文）"})
+    errors = fields.Dict(
+        keys=fields.String(),
+        required=True,
+        metadata={"description": "字段错误：字段名（嵌套用 . 连接）→ 消息列表；没有时为空对象"},
+    )
+
+
+# --- tokens -----------------------------------------------------------------------------------------
+
+
+class TokenRequestSchema(ApiSchema):
+    username = _Text(required=True, validate=_length(1, 64))
+    password = _Text(required=True, validate=_length(1, 1024), metadata={"format": "password"})
+    name = _Text(load_default="api", validate=_length(1, 100), metadata={"description": "令牌用途，便于识别"})
+    ttl_hours = _Int(
+        load_default=24, validate=_range(1, 24 * 90), metadata={"description": "有效期（小时，1–2160）"}
+    )
+
+
+class TokenSchema(Schema):
+    id = fields.Integer(metadata={"description": "令牌编号（吊销时使用）"})
+    token = fields.String(metadata={"description": "令牌本身，只显示这一次"})
+    token_type = fields.String(metadata={"example": "Bearer"})
+    name = fields.String()
+    expires_at = _Instant()
+
+
+# --- hazards ----------------------------------------------------------------------------------------
+
+
+class HazardCreateRequestSchema(ApiSchema):
+    """登记隐患. Past ``discovered_at`` and ``deadline`` are accepted (存量隐患补录)."""
+
+    title = _Text(required=True, validate=_length(1, 200))
+    description = _Text(required=True, validate=_length(1, 10000))
+    location = _Text(required=True, validate=_length(1, 300), metadata={"description": "场所/部位"})
+    enterprise_id = _id(required=True)
+    sector_code = _Text(validate=_length(1, 32), metadata={"description": "行业，默认取企业所属行业"})
+    lead_department_id = _id(metadata={"description": "牵头部门（仅监管部门/安委办可指定）"})
+    co_department_ids = _List(_id(), validate=validate.Length(max=20, error="最多 20 个部门"))
+    source = _Text(required=True, validate=_one_of(HazardSource))
+    grade = _Text(required=True, validate=_one_of(Grade))
+    determination_basis = _Text(validate=_length(None, 2000), metadata={"description": "判定依据"})
+    handling_type = _Text(
+        validate=_one_of(HandlingType), metadata={"description": "处置方式；突出、重大隐患总是 deadline"}
+    )
+    discovered_at = _When(required=True, metadata={"description": "发现时间（可早于今天，用于存量补录）"})
+    discovered_by = _Text(validate=_length(1, 100))
+    deadline = _When(allow_none=True, metadata={"description": "整改期限（可早于今天，用于存量补录）"})
+    stop_production = _Bool()
+    interim_measures = _Text(validate=_length(None, 10000), metadata={"description": "整改期间防范措施"})
+    listed_level = _Int(validate=_range(1, 4), metadata={"description": "挂牌督办级别"})
+
+
+class HazardQuerySchema(_PageQuery):
+    """The ledger filters (``engine.ledger.LedgerFilter``) and paging."""
+
+    region_code = _Text(validate=_length(1, 32), metadata={"description": "地区代码（含下级地区）"})
+    sector_code = _Text(validate=_length(1, 32))
+    grade = _Text(validate=_one_of(Grade))
+    status = _Text(validate=_one_of(HazardStatus))
+    source = _Text(validate=_one_of(HazardSource))
+    overdue = _Bool()
+    escalation_level_min = _Int(strict=False, validate=_range(0, 6))
+    enterprise_id = _id(strict=False)
+    discovered_from = _When()
+    discovered_to = _When()
+    text = _Text(validate=_length(1, 100), metadata={"description": "在标题、编号、部位中查找"})
+    sort = _Text(load_default="discovered_at", validate=_one_of(SORTS))
+    descending = _Bool(load_default=True)
+
+
+def _name_of(attr: str) -> Any:
+    def get(obj: Any) -> str | None:
+        related = getattr(obj, attr)
+        return related.name if related is not None else None
+
+    return get
+
+
+class HazardSummarySchema(Schema):
+    id = fields.Integer()
+    number = fields.String(metadata={"description": "隐患编号"})
+    title = fields.String()
+    location = fields.String()
+    enterprise_id = fields.Integer()
+    enterprise_name = fields.Function(_name_of("enterprise"), metadata={"type": "string"})
+    region_code = fields.Function(lambda h: h.region.code, metadata={"type": "string"})
+    region_name = fields.Function(_name_of("region"), metadata={"type": "string"})
+    sector_code = fields.String()
+    lead_department_id = fields.Integer(allow_none=True)
+    lead_department_name = fields.Function(
+        _name_of("lead_department"), allow_none=True, metadata={"type": "string"}
+    )
+    source = fields.String(validate=_one_of(HazardSource))
+    grade = fields.String(validate=_one_of(Grade))
+    handling_type = fields.String(validate=_one_of(HandlingType))
+    status = fields.String(validate=_one_of(HazardStatus))
+    deadline = _Instant(allow_none=True)
+    overdue = fields.Boolean()
+    escalation_level = fields.Integer()
+    listed_level = fields.Integer(allow_none=True)
+    discovered_at = _Instant()
+    created_at = _Instant()
+    closed_at = _Instant(allow_none=True)
+
+
+class HazardSchema(HazardSummarySchema):
+    description = fields.String()
+    determination_basis = fields.String(allow_none=True)
+    discovered_by = fields.String(allow_none=True)
+    responsible_person = fields.String(allow_none=True)
+    measures = fields.String(allow_none=True)
+    funds = fields.Decimal(as_string=True, allow_none=True, metadata={"type": "string", "format": "decimal"})
+    contingency_plan = fields.String(allow_none=True)
+    interim_measures = fields.String(allow_none=True)
+    stop_production = fields.Boolean()
+    failed_verifications = fields.Integer()
+    rectified_late = fields.Boolean()
+    progress_percent = fields.Integer(allow_none=True)
+    last_progress_at = _Instant(allow_none=True)
+    updated_at = _Instant()
+    voided_at = _Instant(allow_none=True)
+    void_reason = fields.String(allow_none=True)
+
+
+class HazardPageSchema(Schema):
+    items = fields.List(fields.Nested(HazardSummarySchema))
+    total = fields.Integer(metadata={"description": "符合条件的总数"})
+    page = fields.Integer()
+    per_page = fields.Integer()
+    pages = fields.Integer()
+
+
+class TimelineEventSchema(Schema):
+    id = fields.Integer()
+    seq = fields.Integer(metadata={"description": "流程实例内的序号"})
+    action = fields.String(metadata={"example": "task_completed"})
+    at = _Instant()
+    actor_id = fields.Integer(allow_none=True)
+    task_key = fields.String(allow_none=True)
+    payload = fields.Dict()
+
+
+class AttachmentSchema(Schema):
+    id = fields.Integer(metadata={"description": "在任务表单的照片/文件字段中引用此编号"})
+    hazard_id = fields.Integer()
+    work_item_id = fields.Integer(allow_none=True)
+    phase = fields.String(validate=_one_of(PHASES))
+    filename = fields.String()
+    mime_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploaded_by_id = fields.Integer(allow_none=True)
+    uploaded_at = _Instant()
+    exif_taken_at = _Instant(allow_none=True, metadata={"description": "照片 EXIF 中的拍摄时间"})
+    gps_lat = fields.Float(allow_none=True, metadata={"description": "照片 EXIF 中的纬度"})
+    gps_lon = fields.Float(allow_none=True, metadata={"description": "照片 EXIF 中的经度"})
+
+
+# --- tasks ------------------------------------------------------------------------------------------
+
+
+class TaskSchema(Schema):
+    id = fields.Integer()
+    hazard_id = fields.Integer()
+    hazard_number = fields.Function(lambda w: w.hazard.number, metadata={"type": "string"})
+    hazard_title = fields.Function(lambda w: w.hazard.title, metadata={"type": "string"})
+    hazard_status = fields.Function(
+        lambda w: w.hazard.status, metadata={"type": "string", "enum": [s.value for s in HazardStatus]}
+    )
+    task_key = fields.String(metadata={"description": "BPMN 任务标识", "example": "rectify"})
+    title = fields.String()
+    candidate_role = fields.String(validate=_one_of(Role))
+    org_scope = fields.String(metadata={"example": "enterprise"})
+    form_key = fields.String()
+    state = fields.String(validate=_one_of(WorkItemState))
+    delegable = fields.Boolean()
+    assignee_id = fields.Integer(allow_none=True)
+    claimed_at = _Instant(allow_none=True)
+    due_at = _Instant(allow_none=True)
+    created_at = _Instant()
+    completed_at = _Instant(allow_none=True)
+    completed_by_id = fields.Integer(allow_none=True)
+    completed_late = fields.Boolean()
+
+
+class TaskQuerySchema(_PageQuery):
+    scope = _Text(
+        load_default="mine",
+        validate=_one_of(TASK_SCOPES),
+        metadata={"description": "mine：我已认领的；group：我所在岗位可认领的（未认领）"},
+    )
+
+
+class TaskPageSchema(Schema):
+    items = fields.List(fields.Nested(TaskSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    pages = fields.Integer()
+
+
+def _task_actions(detail: Any) -> list[str]:
+    """From ``engine.tasklist.TaskDetail``: what the viewer may do (the engine checks again)."""
+    flags = {
+        "claim": detail.can_claim,
+        "release": detail.can_release,
+        "complete": detail.can_complete,
+        "attach": detail.can_complete,
+    }
+    return [name for name in TASK_ACTIONS if flags[name]]
+
+
+def _task_data(detail: Any) -> dict[str, Any]:
+    submission = detail.submission or detail.draft
+    return dict(submission.data) if submission is not None else {}
+
+
+class TaskDetailSchema(Schema):
+    """Dumped from ``{"detail": engine.tasklist.TaskDetail, "form": <JSON Schema>}``."""
+
+    task = fields.Nested(TaskSchema, attribute="detail.item")
+    form = fields.Dict(
+        metadata={"description": "表单的 JSON Schema（draft 2020-12）；办结（complete）的请求体按它填写"}
+    )
+    data = fields.Function(
+        lambda d: _task_data(d["detail"]),
+        metadata={"type": "object", "description": "已办结的表单数据，或调用者自己的草稿；没有时为空对象"},
+    )
+    draft = fields.Function(
+        lambda d: d["detail"].submission is None and d["detail"].draft is not None,
+        metadata={"type": "boolean", "description": "data 是否为草稿"},
+    )
+    actions = fields.Function(
+        lambda d: _task_actions(d["detail"]),
+        metadata={
+            "type": "array",
+            "items": {"type": "string", "enum": list(TASK_ACTIONS)},
+            "description": "调用者现在可以执行的操作：claim、release、complete、attach（上传附件）",
+        },
+    )
+
+
+class AttachmentUploadSchema(ApiSchema):
+    """The non-file fields of ``POST /tasks/{id}/attachments`` (multipart/form-data)."""
+
+    phase = _Text(
+        required=True,
+        validate=_one_of(PHASES),
+        metadata={"description": "before：整改前；after：整改后；document：文件资料"},
+    )
+
+
+class HazardDetailSchema(HazardSchema):
+    timeline = fields.List(
+        fields.Nested(TimelineEventSchema), metadata={"description": "事件记录（按时间顺序）"}
+    )
+    tasks = fields.List(fields.Nested(TaskSchema), metadata={"description": "当前待办任务"})
+    attachments = fields.List(fields.Nested(AttachmentSchema))
+
+
+# --- definitions ------------------------------------------------------------------------------------
+
+
+class DefinitionBindingSchema(Schema):
+    grade = fields.String(validate=_one_of(Grade))
+    sector_code = fields.String(allow_none=True, metadata={"description": "为空表示该等级的默认流程"})
+    pinned = fields.Function(
+        lambda b: b.definition_version_id is not None,
+        metadata={"type": "boolean", "description": "是否固定到此版本（否则随最新版本）"},
+    )
+
+
+class DefinitionSchema(Schema):
+    id = fields.Integer(attribute="version.id")
+    key = fields.String(attribute="version.process_key", metadata={"example": "hazard_general"})
+    name = fields.String(attribute="version.name")
+    version = fields.Integer(attribute="version.version")
+    hash = fields.String(attribute="version.content_hash", metadata={"description": "BPMN 文件的 sha256"})
+    source_filename = fields.String(attribute="version.source_filename")
+    deployed_at = _Instant(attribute="version.deployed_at")
+    note = fields.String(attribute="version.note", allow_none=True)
+    latest = fields.Boolean(metadata={"description": "是否为该流程的最新版本"})
+    bound_grades = fields.Function(
+        lambda d: sorted({b.grade for b in d.bindings}),
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "新登记的这些等级的隐患使用此版本",
+        },
+    )
+    bindings = fields.List(fields.Nested(DefinitionBindingSchema))
+
+
+class DefinitionListSchema(Schema):
+    items = fields.List(fields.Nested(DefinitionSchema))
+    total = fields.Integer()
+
+
+# --- notices ----------------------------------------------------------------------------------------
+
+
+class NoticeQuerySchema(_PageQuery):
+    action = _Text(validate=_one_of(ESCALATION_ACTIONS))
+    hazard_id = _id(strict=False)
+    since = _When(metadata={"description": "只返回此时间之后的事件"})
+
+
+class NoticeSchema(Schema):
+    id = fields.Integer(attribute="event.id", metadata={"description": "事件编号"})
+    hazard_id = fields.Integer(attribute="event.hazard_id")
+    hazard_number = fields.String()
+    hazard_title = fields.String()
+    action = fields.String(attribute="event.action", validate=_one_of(ESCALATION_ACTIONS))
+    at = _Instant(attribute="event.at")
+    task_key = fields.String(attribute="event.task_key", allow_none=True)
+    level = fields.Function(
+        lambda n: n.event.payload.get("level"),
+        allow_none=True,
+        metadata={"type": "integer", "description": "升级后的级别（仅 escalated）"},
+    )
+    payload = fields.Dict(attribute="event.payload")
+
+
+class NoticePageSchema(Schema):
+    items = fields.List(fields.Nested(NoticeSchema))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+    pages = fields.Integer()
+
+
+#: every schema with its component name in the OpenAPI document; nested schemas come before the
+#: schemas that nest them (apispec names a nested schema itself when it meets it first)
+COMPONENTS: dict[str, type[Schema]] = {
+    "Error": ErrorSchema,
+    "TokenRequest": TokenRequestSchema,
+    "Token": TokenSchema,
+    "HazardCreateRequest": HazardCreateRequestSchema,
+    "HazardQuery": HazardQuerySchema,
+    "HazardSummary": HazardSummarySchema,
+    "Hazard": HazardSchema,
+    "HazardPage": HazardPageSchema,
+    "TimelineEvent": TimelineEventSchema,
+    "Attachment": AttachmentSchema,
+    "AttachmentUpload": AttachmentUploadSchema,
+    "Task": TaskSchema,
+    "HazardDetail": HazardDetailSchema,
+    "TaskQuery": TaskQuerySchema,
+    "TaskPage": TaskPageSchema,
+    "TaskDetail": TaskDetailSchema,
+    "DefinitionBinding": DefinitionBindingSchema,
+    "Definition": DefinitionSchema,
+    "DefinitionList": DefinitionListSchema,
+    "NoticeQuery": NoticeQuerySchema,
+    "Notice": NoticeSchema,
+    "NoticePage": NoticePageSchema,
+}
