@@ -172,11 +172,8 @@ def browser_settings(settings: Settings) -> Settings:
 @pytest.fixture(scope="session")
 def app(request: pytest.FixtureRequest, browser_settings: Settings) -> Iterator[Any]:
     """The real application on the session's test database (migrated, processes deployed)."""
-    import web
+    from web import create_app
 
-    create_app = getattr(web, "create_app", None)
-    if create_app is None:
-        pytest.skip("web.create_app does not exist yet (the application factory is being written)")
     request.getfixturevalue("world")  # migrated, bundled processes deployed, organisations seeded
     application = create_app(browser_settings)
     yield application
