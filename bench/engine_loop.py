@@ -37,7 +37,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
@@ -54,8 +53,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from engine import bpmn  # noqa: E402
 from engine import db as dbmod  # noqa: E402
@@ -198,23 +195,17 @@ def photo_free_forms(forms: dict[str, FormDefinition]) -> dict[str, FormDefiniti
 @contextmanager
 def postgres_database(base_url: str) -> Iterator[str | None]:
     """A fresh PostgreSQL database (dropped afterwards), or None if the server is unreachable."""
-    name = f"hl_bench_{uuid.uuid4().hex[:10]}"
-    base = make_url(base_url)
-    admin = dbmod.make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch = dbmod.scratch_database(base_url, prefix="hl_bench_")
+        url = scratch.__enter__()
     except Exception as exc:  # unreachable, auth, …: skip with the reason
         print(f"PostgreSQL: skipped ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-        admin.dispose()
         yield None
         return
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        scratch.__exit__(None, None, None)
 
 
 class PersistedLoop:

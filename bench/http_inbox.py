@@ -157,27 +157,22 @@ def percentile(values: list[float], q: float) -> float:
 def postgres_database(base_url: str, *, keep: bool = False) -> Iterator[str | None]:
     """A fresh PostgreSQL database (dropped afterwards unless ``keep``), or None if the server is
     unreachable."""
-    name = f"hl_bench_http_{uuid.uuid4().hex[:10]}"
-    base = make_url(base_url)
-    admin = dbmod.make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        scratch = dbmod.scratch_database(base_url, prefix="hl_bench_http_", keep=keep)
+        url = scratch.__enter__()
     except Exception as exc:  # unreachable, auth, …: skip with the reason
         print(f"PostgreSQL: unreachable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
-        admin.dispose()
         yield None
         return
+    name = make_url(url).database
     try:
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
+        scratch.__exit__(None, None, None)
         if keep:
             print(f'database {name} kept (--keep): DROP DATABASE "{name}" when done')
         else:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             print(f"database {name} dropped")
-        admin.dispose()
 
 
 def bench_environment(url: str, workdir: Path) -> dict[str, str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ from alembic.config import Config
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
@@ -79,3 +84,26 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Run Alembic migrations up to ``revision``."""
     command.upgrade(alembic_config(url), revision)
+
+
+@contextmanager
+def scratch_database(base_url: str, *, prefix: str, keep: bool = False) -> Iterator[str]:
+    """Create a fresh PostgreSQL database next to ``base_url``; yield its URL; drop it afterwards.
+
+    Used by the test fixtures and the benchmarks. Creation errors (server unreachable, no
+    rights) propagate before anything is yielded.
+    """
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
+    base = make_url(base_url)
+    admin = make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            if not keep:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -50,15 +48,8 @@ def database_url(tmp_root: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_root / 'test.sqlite'}"
         return
     # A fresh PostgreSQL database per test session, dropped afterwards.
-    base = make_url(TEST_DATABASE_URL)
-    name = f"hl_test_{uuid.uuid4().hex[:10]}"
-    admin = dbmod.make_engine(base.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with dbmod.scratch_database(TEST_DATABASE_URL, prefix="hl_test_") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -193,7 +193,7 @@ def test_one_row_per_recipient_and_channel_with_a_deterministic_key(driver, sett
 
 def test_the_outbox_is_written_in_the_transaction_of_the_change(driver):
     class Abort(Exception):
-        pass
+        """Fails the step after its outbox rows were written."""
 
     actor = driver.actor("chen_safety")
     from tests.factories import make_hazard
