@@ -46,7 +46,14 @@ from .models import Region
 from .models import Sector
 
 __all__ = [
+    "ISSUER_BODIES",
     "NATIONAL_KEY",
+    "NOTICE_KINDS",
+    "RECIPIENTS",
+    "RUNG_KEYS",
+    "TRIGGERS",
+    "Ladder",
+    "LadderRung",
     "UNITS",
     "ImportResult",
     "PolicyValue",
@@ -55,6 +62,7 @@ __all__ = [
     "import_policy",
     "import_policy_directory",
     "import_policy_file",
+    "ladder_of",
     "latest_profiles",
     "pin_policy",
     "pinned_policy",
@@ -77,7 +85,7 @@ UNITS: dict[str, str] = {
 """Allowed units and how they read in Chinese."""
 
 _VALUE_FIELDS = frozenset({"value", "unit", "source", "label", "note"})
-_DOCUMENT_FIELDS = frozenset({"key", "title", "sector", "region", "extends", "note", "values"})
+_DOCUMENT_FIELDS = frozenset({"key", "title", "sector", "region", "extends", "note", "values", "ladder"})
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _MAX_VALUE = 100_000
 
@@ -117,6 +125,281 @@ class ImportResult:
     created: bool
     #: keys of profiles that extend this key but were imported against an older version
     stale_dependents: list[str]
+
+
+# --- the escalation ladder (DOMAIN §4.3) ---------------------------------------------------------------
+
+NOTICE_KINDS: dict[str, str] = {
+    "urge_letter": "提醒敦促函",
+    "letter": "督办函（函告）",
+    "circular": "通报",
+    "interview": "约谈通知书",
+    "exposure": "曝光公告",
+    "listing_notice": "挂牌督办通知书",
+    "listing_announcement": "挂牌督办公告",
+    "delisting_notice": "摘牌通知书",
+    "delisting_announcement": "摘牌公告",
+    "higher_referral": "提请上级政府督办函",
+    "referral": "移送追责函（参照事故调查处理）",
+}
+"""Notice kinds (三书一函 and the 挂牌督办 documents) and their Chinese titles."""
+
+RUNG_KEYS: dict[str, str] = {
+    "urge_before": "提醒敦促函（整改期限届满前）",
+    "urge_due": "提醒敦促函（整改期限届满）",
+    "urge_no_progress": "提醒敦促函（长期未更新整改进展）",
+    "letter": "函告",
+    "circular": "通报",
+    "interview": "约谈",
+    "exposure": "曝光",
+    "listing": "挂牌督办",
+    "referral": "参照事故调查处理（移送追责）",
+}
+"""The ladder's rungs. Diagrams name these in ``escalate(rung=…)``; a profile gives each its
+level, offset, issuing body, recipients and template."""
+
+TRIGGERS: dict[str, str] = {
+    "overdue": "逾期（按工作日计）",
+    "no_progress": "长期未更新整改进展",
+    "failed_verifications": "验收/审查多次不通过",
+    "recurrence": "同一企业同一部位的已销号隐患再次发生",
+    "refusal": "拒不整改",
+    "fake_rectification": "虚假整改",
+}
+"""What can set a rung off; ``ladder.triggers`` maps the non-timer ones to a rung."""
+
+ISSUER_BODIES: dict[str, str] = {
+    "lead_department": "负有安全监管职责的牵头部门",
+    "office": "安全生产委员会办公室（安委办）",
+    "committee": "安全生产委员会（安委会）",
+    "government": "人民政府",
+}
+"""Who issues a rung's notice; all but ``lead_department`` sit at ``issuer_level`` above the hazard."""
+
+RECIPIENTS: dict[str, str] = {
+    "enterprise": "隐患所在生产经营单位",
+    "principal": "生产经营单位主要负责人",
+    "actual_controller": "生产经营单位实际控制人",
+    "competent_department": "行业主管（牵头）部门",
+    "office": "安委办",
+    "member_units": "安委会各成员单位",
+    "public": "社会公众",
+    "higher_government": "上一级人民政府",
+    "discipline": "纪检监察机关",
+}
+"""Who a rung's notice goes to."""
+
+ISSUER_LEVELS = ("province", "city", "county", "township")
+_RUNG_FIELDS = frozenset(
+    {
+        "level",
+        "kind",
+        "label",
+        "offset",
+        "issuer",
+        "issuer_level",
+        "recipients",
+        "response",
+        "template",
+        "place",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LadderRung:
+    """One rung of the escalation ladder, as pinned with the instance's policy version."""
+
+    key: str
+    #: 0 (提醒) … 6 (参照事故调查处理); hazard.escalation_level only ever rises to it
+    level: int
+    #: a key of NOTICE_KINDS: the notice this rung issues
+    kind: str
+    label: str
+    #: name of the policy value that places the rung in time (None: trigger-only, e.g. referral)
+    offset: str | None
+    #: a key of ISSUER_BODIES
+    issuer: str
+    #: the region level of the issuing body (None for the lead department)
+    issuer_level: str | None
+    #: keys of RECIPIENTS
+    recipients: tuple[str, ...]
+    #: name of the policy value giving the response or publication deadline (None: no deadline)
+    response: str | None
+    #: the notice template (``processes/notices/<template>.html.j2``), default the kind
+    template: str
+    #: 约谈 place (a rung that summons someone); None otherwise
+    place: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "kind": self.kind,
+            "label": self.label,
+            "offset": self.offset,
+            "issuer": self.issuer,
+            "issuer_level": self.issuer_level,
+            "recipients": list(self.recipients),
+            "response": self.response,
+            "template": self.template,
+            "place": self.place,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """A profile's ladder: rungs by key, and which rung each non-timer trigger sets off."""
+
+    rungs: Mapping[str, LadderRung]
+    triggers: Mapping[str, str]
+
+    def rung(self, key: str) -> LadderRung:
+        """:raises NotFound: the profile has no such rung."""
+        found = self.rungs.get(key)
+        if found is None:
+            raise NotFound("督办升级梯度", key)
+        return found
+
+    def for_trigger(self, trigger: str) -> LadderRung | None:
+        key = self.triggers.get(trigger)
+        return self.rungs.get(key) if key else None
+
+
+def _parse_rung(key: str, spec: object, errors: dict[str, list[str]]) -> LadderRung | None:
+    where = f"ladder.rungs.{key}"
+    if key not in RUNG_KEYS:
+        errors[where] = [f"未知梯度，必须是 {', '.join(RUNG_KEYS)} 之一"]
+        return None
+    if not isinstance(spec, Mapping):
+        errors[where] = [
+            "必须是对象 {level, kind, label, offset, issuer, issuer_level, recipients, response}"
+        ]
+        return None
+    problems: list[str] = []
+    extra = set(spec) - _RUNG_FIELDS
+    if extra:
+        problems.append(f"未知字段 {', '.join(sorted(extra))}")
+    level = spec.get("level")
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 6:
+        problems.append("level 必须是 0 到 6 的整数")
+    kind = spec.get("kind")
+    if kind not in NOTICE_KINDS:
+        problems.append(f"kind 必须是 {', '.join(NOTICE_KINDS)} 之一")
+    label = spec.get("label")
+    if not isinstance(label, str) or not label.strip():
+        problems.append("label 必填（中文说明）")
+    for field in ("offset", "response", "place"):
+        if spec.get(field) is not None and not isinstance(spec.get(field), str):
+            problems.append(f"{field} 必须是字符串或 null")
+    issuer = spec.get("issuer")
+    if issuer not in ISSUER_BODIES:
+        problems.append(f"issuer 必须是 {', '.join(ISSUER_BODIES)} 之一")
+    issuer_level = spec.get("issuer_level")
+    if issuer == "lead_department":
+        if issuer_level is not None:
+            problems.append("牵头部门签发时 issuer_level 必须为 null")
+    elif issuer_level not in ISSUER_LEVELS:
+        problems.append(f"issuer_level 必须是 {', '.join(ISSUER_LEVELS)} 之一")
+    recipients = spec.get("recipients")
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or any(r not in RECIPIENTS for r in recipients)
+        or len(set(recipients)) != len(recipients)
+    ):
+        problems.append(f"recipients 必须是不重复的非空列表，元素取自 {', '.join(RECIPIENTS)}")
+    template = spec.get("template", kind)
+    if not isinstance(template, str) or not _NAME.match(template):
+        problems.append("template 必须是模板名（小写字母、数字和下划线）")
+    if problems:
+        errors[where] = problems
+        return None
+    assert isinstance(level, int) and isinstance(kind, str) and isinstance(issuer, str)
+    return LadderRung(
+        key=key,
+        level=level,
+        kind=kind,
+        label=str(label).strip(),
+        offset=spec.get("offset"),
+        issuer=issuer,
+        issuer_level=issuer_level,
+        recipients=tuple(recipients),  # type: ignore[arg-type]
+        response=spec.get("response"),
+        template=str(template),
+        place=spec.get("place"),
+    )
+
+
+def _parse_ladder(spec: object, errors: dict[str, list[str]]) -> dict[str, Any] | None:
+    """``{"rungs": {key: rung}, "triggers": {trigger: rung key}}`` → plain dicts (validated)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, Mapping) or set(spec) - {"rungs", "triggers"}:
+        errors["ladder"] = ['必须是 {"rungs": {…}, "triggers": {…}}']
+        return None
+    rungs: dict[str, Any] = {}
+    raw_rungs = spec.get("rungs", {})
+    if not isinstance(raw_rungs, Mapping):
+        errors["ladder.rungs"] = ["必须是对象 {梯度: {…}}"]
+    else:
+        for key, rung_spec in raw_rungs.items():
+            parsed = _parse_rung(str(key), rung_spec, errors)
+            if parsed is not None:
+                rungs[parsed.key] = parsed.as_dict()
+    triggers: dict[str, str] = {}
+    raw_triggers = spec.get("triggers", {})
+    if not isinstance(raw_triggers, Mapping):
+        errors["ladder.triggers"] = ["必须是对象 {触发条件: 梯度}"]
+    else:
+        for trigger, rung_key in raw_triggers.items():
+            if trigger not in TRIGGERS or trigger == "overdue":
+                errors[f"ladder.triggers.{trigger}"] = [
+                    f"未知触发条件，必须是 {', '.join(t for t in TRIGGERS if t != 'overdue')} 之一"
+                ]
+            elif rung_key not in RUNG_KEYS:
+                errors[f"ladder.triggers.{trigger}"] = [f"未知梯度 {rung_key!r}"]
+            else:
+                triggers[str(trigger)] = str(rung_key)
+    return {"rungs": rungs, "triggers": triggers}
+
+
+def _check_ladder_references(ladder: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Every rung's offset/response names a value of the merged profile; triggers name a rung."""
+    errors: dict[str, list[str]] = {}
+    for key, rung in ladder.get("rungs", {}).items():
+        for field in ("offset", "response"):
+            name = rung.get(field)
+            if name is not None and name not in values:
+                errors.setdefault(f"ladder.rungs.{key}", []).append(f"{field} 引用的策略值 {name} 不存在")
+            elif name is not None and values[name]["unit"] == "count":
+                errors.setdefault(f"ladder.rungs.{key}", []).append(
+                    f"{field} 引用的策略值 {name} 是次数，不是期限"
+                )
+    for trigger, key in ladder.get("triggers", {}).items():
+        if key not in ladder.get("rungs", {}):
+            errors[f"ladder.triggers.{trigger}"] = [f"梯度 {key} 未配置"]
+    return errors
+
+
+def ladder_of(profile: PolicyProfile) -> Ladder:
+    """The ladder of a stored profile version (empty when the profile has none)."""
+    spec = profile.content.get("ladder") or {}
+    rungs = {}
+    for key, rung in spec.get("rungs", {}).items():
+        rungs[key] = LadderRung(
+            key=key,
+            level=rung["level"],
+            kind=rung["kind"],
+            label=rung["label"],
+            offset=rung.get("offset"),
+            issuer=rung["issuer"],
+            issuer_level=rung.get("issuer_level"),
+            recipients=tuple(rung["recipients"]),
+            response=rung.get("response"),
+            template=rung.get("template") or rung["kind"],
+            place=rung.get("place"),
+        )
+    return Ladder(rungs, dict(spec.get("triggers", {})))
 
 
 # --- validation ---------------------------------------------------------------------------------------
@@ -200,9 +483,11 @@ def _validate_document(document: object) -> dict[str, Any]:
             parsed = _parse_value(str(name), spec, errors)
             if parsed is not None:
                 values[parsed.name] = parsed
+    ladder = _parse_ladder(document.get("ladder"), errors)
     if errors:
         raise InvalidInput(errors, "策略配置格式有误")
     return {
+        "ladder": ladder,
         "key": key,
         "title": str(title).strip(),
         "sector": document.get("sector"),
@@ -361,11 +646,22 @@ def import_policy(
             raise InvalidInput({"key": [f"该行业/地区已由策略配置 {other.key} 覆盖，请修改它而不是新建"]})
     values: dict[str, dict[str, Any]] = dict(base.content.get("values", {})) if base is not None else {}
     values.update({name: value.as_dict() for name, value in doc["values"].items()})
+    base_ladder = base.content.get("ladder") or {} if base is not None else {}
+    ladder_rungs = dict(base_ladder.get("rungs", {}))
+    ladder_triggers = dict(base_ladder.get("triggers", {}))
+    if doc["ladder"] is not None:
+        ladder_rungs.update(doc["ladder"]["rungs"])
+        ladder_triggers.update(doc["ladder"]["triggers"])
+    ladder = {"rungs": dict(sorted(ladder_rungs.items())), "triggers": dict(sorted(ladder_triggers.items()))}
+    ladder_errors = _check_ladder_references(ladder, values)
+    if ladder_errors:
+        raise InvalidInput(ladder_errors, "策略配置的督办升级梯度有误")
     content = {
         "title": doc["title"],
         "extends": {"key": base.key, "version": base.version} if base is not None else None,
         "overrides": sorted(doc["values"]),
         "values": dict(sorted(values.items())),
+        "ladder": ladder,
     }
     content_hash = _canonical_hash({"sector": sector_code, "region": doc["region"], "content": content})
     latest = session.scalars(
