@@ -5,8 +5,8 @@ raises :class:`~engine.errors.InvalidInput` keyed by form field (``username``, `
 a message a person can act on. Passwords arrive in clear only to be checked and handed to the
 caller's ``hash_password`` (the web layer's argon2 hasher): the engine never stores or logs one.
 
-Incidents are timer jobs the worker gave up on (state ``dead`` after its last attempt, DESIGN §6);
-:func:`retry_incident` puts one back in the queue, due now, for the next worker tick.
+Incidents are raised when the scheduler gives up on a timer job (``dead`` after its last attempt,
+DESIGN §6); :func:`retry_incident` puts the job back in the queue for the next worker tick.
 """
 
 from __future__ import annotations
@@ -26,23 +26,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import selectinload
 
-from .errors import Conflict
+from . import scheduler
 from .errors import InvalidInput
 from .errors import NotFound
 from .models import Department
 from .models import DepartmentSector
 from .models import Enterprise
-from .models import Hazard
+from .models import Incident
+from .models import IncidentState
 from .models import Membership
 from .models import Region
 from .models import RegionLevel
 from .models import Role
 from .models import Sector
-from .models import TimerJob
-from .models import TimerJobState
 from .models import User
 from .models.org import DEPARTMENT_ROLES
 from .models.org import ENTERPRISE_ROLES
+from .scheduler import IncidentRow
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,63}")
 MIN_PASSWORD_LENGTH = 10
@@ -498,51 +498,30 @@ def create_enterprise(
 
 
 # --- incidents ---------------------------------------------------------------------------------------
+# The web page and ``hazardloop incidents`` both go through these (implemented by engine.scheduler).
 
 
-@dataclass(frozen=True, slots=True)
-class Incident:
-    """A dead timer job and the hazard it belongs to."""
+def incidents(
+    session: Session, *, state: str | None = IncidentState.OPEN.value, limit: int = 500
+) -> list[IncidentRow]:
+    """Incidents (timer jobs the worker gave up on after their last attempt), newest first.
 
-    job: TimerJob
-    hazard_id: int
-    hazard_number: str
-    hazard_title: str
-
-
-def incidents(session: Session, *, limit: int = 500) -> list[Incident]:
-    """Dead timer jobs (the worker gave up after its last attempt), oldest due first."""
-    rows = session.execute(
-        select(TimerJob, Hazard.id, Hazard.number, Hazard.title)
-        .join(Hazard, Hazard.id == TimerJob.hazard_id)
-        .where(TimerJob.state == TimerJobState.DEAD.value)
-        .order_by(TimerJob.due_at, TimerJob.id)
-        .limit(limit)
-    ).all()
-    return [Incident(job, hazard_id, number, title) for job, hazard_id, number, title in rows]
+    ``state``: ``open`` (default: the job is still dead), ``retried``, or None for all.
+    """
+    return scheduler.list_incidents(session, state=state, limit=limit)
 
 
 def count_incidents(session: Session) -> int:
-    return session.scalar(select(func.count()).where(TimerJob.state == TimerJobState.DEAD.value)) or 0
+    """Open incidents (their job is still dead)."""
+    return scheduler.count_open_incidents(session)
 
 
-def retry_incident(session: Session, *, timer_job_id: int, now: dt.datetime) -> TimerJob:
-    """Put a dead timer job back in the queue: waiting, no attempts, due now, lease cleared.
+def retry_incident(
+    session: Session, *, incident_id: int, now: dt.datetime, by_user_id: int | None = None
+) -> Incident:
+    """Put an incident's dead timer job back in the queue, claimable now; the incident is retried.
 
-    The next worker tick fires it through the instance protocol (SpiffWorkflow still decides
-    whether the timer is due). ``last_error`` is kept until then, for the record.
-
-    :raises NotFound: no such timer job.
-    :raises Conflict: the job is not dead (retried already, or never failed).
+    :raises NotFound: no such incident.
+    :raises Conflict: it was retried already.
     """
-    job = session.get(TimerJob, timer_job_id)
-    if job is None:
-        raise NotFound("定时任务", timer_job_id)
-    if job.state != TimerJobState.DEAD.value:
-        raise Conflict(f"定时任务 {timer_job_id} 不是失败状态（可能已重试），无需重试")
-    job.state = TimerJobState.WAITING.value
-    job.attempts = 0
-    job.due_at = now
-    job.lock_owner = None
-    job.lock_expires_at = None
-    return job
+    return scheduler.retry_incident(session, incident_id=incident_id, now=now, by_user_id=by_user_id)

@@ -982,6 +982,53 @@ def working_days_between(a: object, b: object) -> int:
     return calendar.working_days_between(start, end)
 
 
+#: escalation rungs measured in days fire when the working day starts (Asia/Shanghai business time)
+RUNG_START_OF_DAY = dt.time(9, 0)
+
+
+def ladder_time(ladder: object, rung: object, base: object, not_before: object = None) -> str:
+    """When escalation rung ``rung`` falls due, from the pinned ``ladder`` data (ISO UTC).
+
+    ``ladder`` is the instance's ``{rung: [n, unit]}`` (from its pinned policy profile; ``n`` is
+    negative for a rung before ``base``). Day-based units: 09:00 business time of the ``n``-th
+    working day / calendar day / month after (before) the business day of ``base`` (zero: 09:00
+    of that day, or ``base`` itself if earlier). Hours and minutes: exactly that much later.
+    ``not_before`` (an ISO instant or None) postpones the rung, e.g. for imported hazards whose
+    escalation is suppressed.
+    """
+    if not isinstance(ladder, dict) or not isinstance(rung, str):
+        raise TypeError("ladder_time(ladder, rung, base, not_before) 需要督办梯度配置和梯度名称")
+    spec = ladder.get(rung)
+    if not isinstance(spec, list) or len(spec) != 2:
+        raise ValueError(f"固定的策略配置没有督办梯度 {rung!r}")
+    n, unit = spec
+    n = _count(n)
+    start = _instant(base, "基准时间")
+    calendar = current_calendar()
+    if n == 0 and unit in ("hours", "minutes"):
+        at = start.astimezone(dt.UTC)
+    elif unit in ("hours", "minutes"):
+        at = (start + dt.timedelta(**{unit: n})).astimezone(dt.UTC)
+    else:
+        day = calendar.local_date(start)
+        if unit == "working_days":
+            day = calendar.add_working_days(day, n)
+        elif unit == "calendar_days":
+            day = day + dt.timedelta(days=n)
+        elif unit == "months":
+            day = _add_months(day, n)
+        else:
+            raise ValueError(f"督办梯度 {rung} 的单位 {unit!r} 不是期限单位")
+        at = dt.datetime.combine(day, RUNG_START_OF_DAY, tzinfo=calendar.tz).astimezone(dt.UTC)
+        if n == 0:
+            at = min(at, start.astimezone(dt.UTC))
+    if not_before is not None and not_before != "":
+        floor = _instant(not_before, "暂缓督办截止时间").astimezone(dt.UTC)
+        at = max(at, floor)
+    return at.isoformat()
+
+
+expressions.register_function("ladder_time", ladder_time)
 expressions.register_function("working_days_after", working_days_after)
 expressions.register_function("working_days_before", working_days_before)
 expressions.register_function("working_days_between", working_days_between)

@@ -39,7 +39,19 @@ class Settings:
     #: after this many failed verifications the loop escalates (the rework loop stays open).
     max_rejects: int = 3
     tick_seconds: float = 5.0
-    lease_seconds: int = 60
+    # --- timers (engine/scheduler.py: ``hazardloop worker`` and ``timers run-due``) ---
+    #: due timer jobs one claim takes (the tick claims again at once while batches come back full).
+    timer_batch: int = 100
+    #: how long a worker holds the timer jobs it claimed before others may take them over.
+    timer_lease_seconds: int = 60
+    #: after this many failed attempts a timer job is dead and an incident is raised.
+    timer_max_attempts: int = 5
+    #: retry n waits min(cap, base * 2**(n-1)) seconds.
+    timer_backoff_base_seconds: float = 30.0
+    timer_backoff_cap_seconds: float = 3600.0
+    #: tests only (HAZARDLOOP_TEST_FIRE_DELAY_MS): the scheduler sleeps this long before each
+    #: firing, so a test can kill a worker while it holds leases. Never set it in production.
+    test_fire_delay_ms: int = 0
     # --- web (web/auth.py, web/security.py) ---
     #: argon2id cost for password hashes (argon2-cffi's RFC 9106 defaults; tests use cheap ones).
     argon2_time_cost: int = 3
@@ -101,7 +113,22 @@ class Settings:
             business_timezone=env.get("HAZARDLOOP_TIMEZONE", defaults.business_timezone),
             max_rejects=int(env.get("HAZARDLOOP_MAX_REJECTS", defaults.max_rejects)),
             tick_seconds=float(env.get("HAZARDLOOP_TICK_SECONDS", defaults.tick_seconds)),
-            lease_seconds=int(env.get("HAZARDLOOP_LEASE_SECONDS", defaults.lease_seconds)),
+            timer_batch=int(env.get("HAZARDLOOP_TIMER_BATCH", defaults.timer_batch)),
+            # HAZARDLOOP_LEASE_SECONDS: the earlier name of the timer lease, still honoured
+            timer_lease_seconds=int(
+                env.get(
+                    "HAZARDLOOP_TIMER_LEASE_SECONDS",
+                    env.get("HAZARDLOOP_LEASE_SECONDS", defaults.timer_lease_seconds),
+                )
+            ),
+            timer_max_attempts=int(env.get("HAZARDLOOP_TIMER_MAX_ATTEMPTS", defaults.timer_max_attempts)),
+            timer_backoff_base_seconds=float(
+                env.get("HAZARDLOOP_TIMER_BACKOFF_BASE", defaults.timer_backoff_base_seconds)
+            ),
+            timer_backoff_cap_seconds=float(
+                env.get("HAZARDLOOP_TIMER_BACKOFF_CAP", defaults.timer_backoff_cap_seconds)
+            ),
+            test_fire_delay_ms=int(env.get("HAZARDLOOP_TEST_FIRE_DELAY_MS", defaults.test_fire_delay_ms)),
             argon2_time_cost=int(env.get("HAZARDLOOP_ARGON2_TIME_COST", defaults.argon2_time_cost)),
             argon2_memory_cost=int(env.get("HAZARDLOOP_ARGON2_MEMORY_COST", defaults.argon2_memory_cost)),
             argon2_parallelism=int(env.get("HAZARDLOOP_ARGON2_PARALLELISM", defaults.argon2_parallelism)),
@@ -148,7 +175,25 @@ class Settings:
         if settings.env != "dev" and settings.secret_key == defaults.secret_key:
             raise RuntimeError("HAZARDLOOP_SECRET_KEY must be set outside the dev environment")
         settings.check_notifications()
+        settings.check_timers()
         return settings
+
+    def check_timers(self) -> None:
+        """Refuse timer settings the scheduler could not use.
+
+        :raises ValueError: a batch, lease or attempt count below 1, or a negative backoff.
+        """
+        for name, value in (
+            ("HAZARDLOOP_TIMER_BATCH", self.timer_batch),
+            ("HAZARDLOOP_TIMER_LEASE_SECONDS", self.timer_lease_seconds),
+            ("HAZARDLOOP_TIMER_MAX_ATTEMPTS", self.timer_max_attempts),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        if self.timer_backoff_base_seconds < 0 or self.timer_backoff_cap_seconds < 0:
+            raise ValueError(
+                "HAZARDLOOP_TIMER_BACKOFF_BASE and HAZARDLOOP_TIMER_BACKOFF_CAP must not be negative"
+            )
 
     def check_notifications(self) -> None:
         """Refuse notification settings the dispatcher could not use.

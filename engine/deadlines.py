@@ -176,17 +176,18 @@ def recompute_provisional_deadlines(
     :raises Conflict: an instance changed under us (the caller's unit of work rolls back; retry).
     """
     calendar = build_calendar(session, timezone=ctx.settings.business_timezone)
-    pending: dict[int, list[tuple[TrackedDeadline, Deadline]]] = defaultdict(list)
+    # by (hazard, instance): a hazard's loop and its 挂牌督办 track are separate instances
+    pending: dict[tuple[int, int], list[tuple[TrackedDeadline, Deadline]]] = defaultdict(list)
     for tracked in tracked_deadlines(session, calendar, year=year, provisional_only=year is None):
         new = calendar.recompute(tracked.rule)
         if new.at != tracked.due or new.provisional != tracked.provisional:
-            pending[tracked.hazard_id].append((tracked, new))
+            pending[(tracked.hazard_id, tracked.instance_id)].append((tracked, new))
     results: list[Recomputed] = []
     # handlers that run while the instances advance must see the new schedule too
     with using_calendar(calendar):
-        for hazard_id in sorted(pending):
-            with runtime._protocol(session, ctx, hazard_id, actor=None) as loaded:
-                for tracked, new in pending[hazard_id]:
+        for hazard_id, instance_id in sorted(pending):
+            with runtime._protocol(session, ctx, hazard_id, actor=None, instance_id=instance_id) as loaded:
+                for tracked, new in pending[(hazard_id, instance_id)]:
                     if loaded.instance.id != tracked.instance_id:
                         continue
                     variables = _variables_holding(loaded.workflow, tracked.due)
@@ -196,7 +197,7 @@ def recompute_provisional_deadlines(
                     if moved:
                         for name in variables:
                             bpmn.set_variable(loaded.workflow, name, new.at.isoformat())
-                        if "deadline_at" in variables:
+                        if "deadline_at" in variables and loaded.instance.kind == "loop":
                             loaded.hazard.deadline = new.at
                             loaded.hazard.overdue = loaded.hazard.overdue and new.at <= loaded.now
                         bpmn.advance(loaded.workflow)

@@ -147,6 +147,16 @@ def _check_service_task(node: Any) -> None:
         )
     if handler.needs_result_variable and not operator.get("resultVariable"):
         raise DefinitionInvalid(ident, f"处理器 {handler.name} 需要 resultVariable")
+    for name, allowed in handler.literals.items():
+        try:
+            literal = ast.literal_eval(params[name] or "")
+        except (SyntaxError, ValueError):
+            raise DefinitionInvalid(ident, f"参数 {name} 必须是字符串常量") from None
+        if literal not in allowed:
+            raise DefinitionInvalid(
+                ident,
+                f"参数 {name} 的值 {literal!r} 不在允许范围内: {', '.join(sorted(a for a in allowed if a))}",
+            )
 
 
 # SpiffWorkflow 3.2.0 ``DMNEngine.evaluate`` (SpiffWorkflow/dmn/engine/DMNEngine.py) rewrites an

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -22,14 +23,17 @@ from sqlalchemy.orm import sessionmaker
 
 from . import calendar
 from . import definitions
+from . import inspections
 from . import policy
 from . import runtime
 from .access import Actor
 from .access import load_actor
+from .clock import FixedClock
 from .models import Department
 from .models import DepartmentSector
 from .models import Enterprise
 from .models import Hazard
+from .models import InspectionOccurrence
 from .models import Membership
 from .models import Region
 from .models import RegionLevel
@@ -253,6 +257,7 @@ def deploy_bundled(session: Session, processes_dir: Path, forms: object) -> list
         deployed.extend(f"{v.process_key}@{v.version}" for v in result.versions)
     definitions.bind(session, grade="general", process_key="hazard_general")
     definitions.bind(session, grade="major", process_key="hazard_major")
+    definitions.bind(session, grade="supervision", process_key="hazard_supervision")
     return deployed
 
 
@@ -718,6 +723,31 @@ def _overdue(s: _Seeder) -> int:
     return hid
 
 
+def _backfilled_overdue(s: _Seeder) -> int:
+    # 存量补录: registered today with its original deadline 25 working days past, and planned with
+    # that same deadline. The catch-up rule issues one notice at the highest rung due (约谈, 20
+    # working days overdue); the lower rungs are recorded as skipped, not sent as a flood.
+    due = calendar.current_calendar().add_working_days(s.today, -25)
+    hid = s.register(
+        "chen_safety",
+        "chem",
+        days_ago=90,
+        title="液氨储罐区喷淋降温设施失效",
+        description="液氨储罐区喷淋降温系统控制阀锈死，无法联动开启（存量隐患补录）。",
+        location="液氨储罐区",
+        determination_basis=GENERAL_GUIDE,
+        deadline=s.ctx.end_of_business_day(due),
+    )
+    s.plan(
+        hid,
+        "chen_safety",
+        due_in_days=(due - s.today).days,
+        responsible="liu_rectifier",
+        measures="更换喷淋控制阀并联动测试",
+    )
+    return hid
+
+
 def _extension_pending(s: _Seeder) -> int:
     hid = s.register(
         "chen_safety",
@@ -983,6 +1013,11 @@ DEMO_SCENARIOS: list[tuple[str, str, Callable[[_Seeder], int]]] = [
     ("at_closure_review", "一般 · 待部门销号审核", _at_closure_review),
     ("closed", "一般 · 已销号", _closed),
     ("overdue", "一般 · 整改期限今天到期，已发临期提醒，今晚 24:00 转为逾期", _overdue),
+    (
+        "backfilled",
+        "一般 · 存量补录：已逾期25个工作日，补发一份约谈通知书（催办措施不重复发送）",
+        _backfilled_overdue,
+    ),
     ("extension", "一般 · 延期申请待审批", _extension_pending),
     ("voided", "一般 · 已作废（网格员重复登记）", _voided),
     ("reopened", "一般 · 销号后回头看复发，已重开", _reopened),
@@ -1013,8 +1048,10 @@ def seed_demo_hazards(
     """
     seeder = _Seeder(target, ctx, world)
     with seeder.unit() as session:
-        if session.scalar(select(Hazard.id).limit(1)) is not None:
-            return []
+        present = session.scalar(select(Hazard.id).limit(1)) is not None
+    if present:
+        seed_demo_inspections(target, ctx, world)
+        return []
     seeded: list[SeededHazard] = []
     for done, (key, stage, scenario) in enumerate(DEMO_SCENARIOS, start=1):
         hazard_id = scenario(seeder)
@@ -1024,4 +1061,107 @@ def seed_demo_hazards(
         seeder.numbers[key] = hazard.number
         if progress is not None:
             progress(done, len(DEMO_SCENARIOS), f"{hazard.number} {hazard.title} — {stage}")
+    seed_demo_inspections(target, ctx, world)
     return seeded
+
+
+# --- demo inspections (排查计划) ------------------------------------------------------------------
+
+#: days of inspection history the demo makes up (crosses a month end: last month's checks count)
+DEMO_INSPECTION_DAYS = 32
+
+
+def _demo_records(day: dt.date, first: dt.date) -> list[tuple[str, str, str, str, int]]:
+    """What the demo users record on ``day``: (plan, subject key, username, note, hazards found).
+
+    东门村's grid worker checks the village every day but Sunday and the township on Fridays;
+    华宇化工's principal leads the month's check on the 10th (and on the first day of the
+    history). Nobody records the other enterprises' or the counties' checks: those are missed.
+    """
+    records = []
+    if day.weekday() != 6:
+        records.append(
+            ("grid_check", "341821100001", "sun_grid", "巡查东门村辖区企业和出租房，未发现隐患", 0)
+        )
+    if day.weekday() == 4:
+        records.append(
+            ("grid_check", "341821100", "sun_grid", "巡查建平镇商户和“九小场所”，督促整改通道堆物", 0)
+        )
+    if day.day == 10 or day == first:
+        records.append(
+            (
+                "principal_self_inspection",
+                "chem",
+                "wang_principal",
+                "带队检查罐区、装卸站台和中控室，发现可燃气体报警器失效1处，已登记隐患",
+                1,
+            )
+        )
+    return records
+
+
+def seed_demo_inspections(
+    target: sessionmaker[Session] | Session, ctx: EngineContext, world: DemoWorld
+) -> inspections.GenerateResult:
+    """Scheduled inspections with a history: recorded on time, missed, and one recorded late.
+
+    The first time (no occurrence yet) the last :data:`DEMO_INSPECTION_DAYS` days are replayed:
+    each morning a sweep, each afternoon the records of :func:`_demo_records`; then the sweep of
+    now (what was not recorded becomes missed) and one missed Sunday check recorded late.
+    Afterwards only the sweep of now (idempotent).
+    """
+    seeder = _Seeder(target, ctx, world)
+    now = ctx.clock.now()
+    today = now.astimezone(ctx.tz).date()
+    with seeder.unit() as session:
+        present = session.scalar(select(InspectionOccurrence.id).limit(1)) is not None
+    if not present:
+        first = today - dt.timedelta(days=DEMO_INSPECTION_DAYS)
+        for offset in range(DEMO_INSPECTION_DAYS, 0, -1):
+            day = today - dt.timedelta(days=offset)
+            morning = dt.datetime.combine(day, dt.time(8, 30), ctx.tz)
+            afternoon = replace(ctx, clock=FixedClock(morning + dt.timedelta(hours=8)))
+            with seeder.unit() as session:
+                inspections.generate_due(session, ctx, now=morning)
+                for plan, key, username, note, found in _demo_records(day, first):
+                    subject = world.enterprises[key].id if key in world.enterprises else world.regions[key].id
+                    occurrence_id = _occurrence_on(session, plan, subject, day, state="open")
+                    if occurrence_id is not None:
+                        inspections.complete(
+                            session,
+                            afternoon,
+                            occurrence_id=occurrence_id,
+                            actor=seeder.actor(session, username),
+                            note=note,
+                            hazards_found=found,
+                        )
+    with seeder.unit() as session:
+        result = inspections.generate_due(session, ctx, now=now)
+    if not present:
+        last_sunday = today - dt.timedelta(days=today.weekday() + 1)
+        with seeder.unit() as session:
+            missed = _occurrence_on(session, "grid_check", world.regions["341821100001"].id, last_sunday)
+            if missed is not None:
+                inspections.complete(
+                    session,
+                    ctx,
+                    occurrence_id=missed,
+                    actor=seeder.actor(session, "sun_grid"),
+                    note=f"{last_sunday.month}月{last_sunday.day}日（周日）漏检，次日补查，未发现隐患",
+                    hazards_found=0,
+                )
+    return result
+
+
+def _occurrence_on(
+    session: Session, plan: str, subject_id: int, day: dt.date, *, state: str | None = None
+) -> int | None:
+    query = select(InspectionOccurrence.id).where(
+        InspectionOccurrence.plan_key == plan,
+        InspectionOccurrence.subject_id == subject_id,
+        InspectionOccurrence.period_start <= day,
+        InspectionOccurrence.period_end >= day,
+    )
+    if state is not None:
+        query = query.where(InspectionOccurrence.state == state)
+    return session.scalar(query)

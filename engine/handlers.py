@@ -17,6 +17,9 @@ from typing import Any
 from . import calendar
 from .clock import Clock
 from .errors import HandlerError
+from .policy import NOTICE_KINDS
+from .policy import RUNG_KEYS
+from .policy import TRIGGERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class HandlerSpec:
     params: Mapping[str, tuple[type, ...]]
     #: whether the handler's result must be stored in a result variable.
     needs_result_variable: bool = False
+    #: string parameters whose literal value deploy checks against a fixed vocabulary
+    literals: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 HANDLERS: dict[str, HandlerSpec] = {}
@@ -57,11 +62,12 @@ def register_handler(
     params: Mapping[str, tuple[type, ...]],
     *,
     needs_result_variable: bool = False,
+    literals: Mapping[str, frozenset[str]] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register ``fn`` as the service-task handler ``name``."""
 
     def decorator(fn: Handler) -> Handler:
-        HANDLERS[name] = HandlerSpec(name, fn, dict(params), needs_result_variable)
+        HANDLERS[name] = HandlerSpec(name, fn, dict(params), needs_result_variable, dict(literals or {}))
         return fn
 
     return decorator
@@ -106,10 +112,42 @@ def _mark_overdue(ctx: HandlerContext, *, kind: str) -> None:
     ctx.effects.append(Effect("mark_overdue", ctx.task_key, {"kind": kind}))
 
 
-@register_handler("escalate", {"reason": (str,)})
-def _escalate(ctx: HandlerContext, *, reason: str) -> None:
-    """升级: raise the hazard's escalation level (the ladder itself is policy data)."""
-    ctx.effects.append(Effect("escalate", ctx.task_key, {"reason": reason}))
+#: triggers whose rung sits at a time computed from the ladder (and the base variable it counts from)
+_TIMED_TRIGGERS = {"deadline": "deadline_at", "overdue": "deadline_at", "no_progress": "last_progress_at"}
+
+
+@register_handler(
+    "escalate",
+    {"rung": (str,), "trigger": (str,)},
+    literals={"rung": frozenset({"", *RUNG_KEYS}), "trigger": frozenset(TRIGGERS)},
+)
+def _escalate(ctx: HandlerContext, *, rung: str, trigger: str) -> None:
+    """督办升级: climb the escalation ladder to ``rung`` (its level, issuer, notice: policy data).
+
+    ``rung`` empty: the rung the pinned profile's ``ladder.triggers`` names for ``trigger``
+    (failed verifications, recurrence …). For a timed rung the effect carries the instant it
+    fell due (computed from the pinned ``ladder`` data, without any suppression), which the
+    notice records beside its issue time.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"未知的升级触发条件 {trigger!r}")
+    if rung and rung not in RUNG_KEYS:
+        raise ValueError(f"未知的督办梯度 {rung!r}")
+    due_at = None
+    ladder = ctx.data.get("ladder")
+    base = ctx.data.get(_TIMED_TRIGGERS.get(trigger, ""))
+    if rung and isinstance(ladder, dict) and rung in ladder and base:
+        due_at = calendar.ladder_time(ladder, rung, base)
+    ctx.effects.append(Effect("escalate", ctx.task_key, {"rung": rung, "trigger": trigger, "due_at": due_at}))
+
+
+@register_handler("issue_notice", {"kind": (str,)}, literals={"kind": frozenset(NOTICE_KINDS)})
+def _issue_notice(ctx: HandlerContext, *, kind: str) -> None:
+    """签发文书: the 挂牌督办 track's documents (通知书, 公告, 摘牌, 提请上级督办); issuer and
+    recipients come from the pinned profile's ``listing`` rung."""
+    if kind not in NOTICE_KINDS:
+        raise ValueError(f"未知的文书种类 {kind!r}")
+    ctx.effects.append(Effect("issue_notice", ctx.task_key, {"kind": kind}))
 
 
 @register_handler("compute_deadline", {"days": (int,), "unit": (str,)}, needs_result_variable=True)

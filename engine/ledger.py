@@ -360,8 +360,10 @@ class HazardFile:
     instance: ProcessInstance | None = None
     #: every work item of the hazard, over all its instances, in creation order
     work_items: Sequence[WorkItem] = ()
-    #: timer jobs of the current instance
+    #: timer jobs of the current loop instance and of the 挂牌督办 track
     timer_jobs: Sequence[TimerJob] = ()
+    #: the hazard's latest 挂牌督办 track (processes/supervision.bpmn), if it was ever listed
+    supervision: ProcessInstance | None = None
     #: display names of every user the file mentions (actors, submitters, assignees, uploaders)
     user_names: Mapping[int, str] = field(default_factory=dict)
     #: BPMN element id -> name, from the definitions the hazard's instances ran on
@@ -371,14 +373,16 @@ class HazardFile:
     region_chain: Sequence[Region] = ()
     co_departments: Sequence[Department] = ()
 
-    def markers(self, now: dt.datetime) -> dict[str, list[str]]:
-        """Diagram markers of the current instance: completed, active and overdue element ids.
+    def markers(self, now: dt.datetime, instance: ProcessInstance | None = None) -> dict[str, list[str]]:
+        """Diagram markers of the current loop (or ``instance``, e.g. the 挂牌督办 track):
+        completed, active and overdue element ids.
 
         completed: tasks with a completed work item and timers that fired; active: tasks with an
         open work item; overdue: open work items past their due time. An element active again
         (a rectification sent back) is shown active, not completed.
         """
-        current = self.instance.id if self.instance is not None else None
+        instance = instance if instance is not None else self.instance
+        current = instance.id if instance is not None else None
         items = [w for w in self.work_items if w.instance_id == current]
         active = {w.task_key for w in items if w.state == WorkItemState.OPEN.value}
         overdue = {
@@ -387,13 +391,17 @@ class HazardFile:
             if w.state == WorkItemState.OPEN.value and w.due_at is not None and w.due_at < now
         }
         completed = {w.task_key for w in items if w.state == WorkItemState.COMPLETED.value}
-        completed |= {j.timer_key for j in self.timer_jobs if j.state == TimerJobState.FIRED.value}
-        if self.instance is not None and self.instance.status == InstanceStatus.COMPLETED.value:
+        completed |= {
+            j.timer_key
+            for j in self.timer_jobs
+            if j.state == TimerJobState.FIRED.value and j.instance_id == current
+        }
+        if instance is not None and instance.status == InstanceStatus.COMPLETED.value:
             # a finished loop: the end event(s) its last task led to (已销号)
             done = [w for w in items if w.state == WorkItemState.COMPLETED.value and w.completed_at]
             if done:
                 last = max(done, key=lambda w: (w.completed_at, w.id))
-                version = self.instance.definition_version
+                version = instance.definition_version
                 completed |= set(_end_events_after(version.content_hash, version.bpmn_xml, last.task_key))
         return {
             "completed": sorted(completed - active),
@@ -402,10 +410,11 @@ class HazardFile:
         }
 
 
-def _current_instance(session: Session, hazard_id: int) -> ProcessInstance | None:
+def _current_instance(session: Session, hazard_id: int, kind: str = "loop") -> ProcessInstance | None:
+    """The hazard's latest loop (or, with ``kind="supervision"``, its latest 挂牌督办 track)."""
     return session.scalars(
         select(ProcessInstance)
-        .where(ProcessInstance.hazard_id == hazard_id)
+        .where(ProcessInstance.hazard_id == hazard_id, ProcessInstance.kind == kind)
         .order_by(ProcessInstance.id.desc())
         .limit(1)
     ).first()
@@ -500,11 +509,11 @@ def hazard_file(session: Session, actor: Actor, hazard_id: int) -> HazardFile:
         select(ExtensionRequest).where(ExtensionRequest.hazard_id == hazard_id).order_by(ExtensionRequest.id)
     ).all()
     instance = _current_instance(session, hazard_id)
+    supervision = _current_instance(session, hazard_id, "supervision")
+    runs = [i.id for i in (instance, supervision) if i is not None]
     timer_jobs = (
-        session.scalars(
-            select(TimerJob).where(TimerJob.instance_id == instance.id).order_by(TimerJob.id)
-        ).all()
-        if instance is not None
+        session.scalars(select(TimerJob).where(TimerJob.instance_id.in_(runs)).order_by(TimerJob.id)).all()
+        if runs
         else []
     )
     element_names: dict[str, str] = {}
@@ -532,6 +541,7 @@ def hazard_file(session: Session, actor: Actor, hazard_id: int) -> HazardFile:
         extensions=extensions,
         completed_task_keys=frozenset(w.task_key for w in items if w.state == WorkItemState.COMPLETED.value),
         instance=instance,
+        supervision=supervision,
         work_items=items,
         timer_jobs=timer_jobs,
         user_names=user_names,
@@ -546,83 +556,18 @@ def hazard_file(session: Session, actor: Actor, hazard_id: int) -> HazardFile:
     )
 
 
-def diagram_xml(session: Session, actor: Actor, hazard_id: int) -> str:
-    """The BPMN XML of the definition the hazard's current process instance runs on.
+def diagram_xml(session: Session, actor: Actor, hazard_id: int, kind: str = "loop") -> str:
+    """The BPMN XML of the definition the hazard's current loop (or 挂牌督办 track) runs on.
 
     :raises NotFound: unknown hazard, outside the actor's scope, or no process instance.
     """
     hazard = session.get(Hazard, hazard_id)
     if hazard is None or not can_see(actor, hazard):
         raise NotFound("隐患", hazard_id)
-    instance = _current_instance(session, hazard_id)
+    instance = _current_instance(session, hazard_id, kind)
     if instance is None:
         raise NotFound("流程实例", hazard_id)
     return instance.definition_version.bpmn_xml
-
-
-# --- escalation notices (the JSON API) ---------------------------------------------------------------
-
-#: events that say a hazard is drifting out of the loop: reminders, overdue marks, escalations and
-#: recorded refusals. The formal notices (三书一函) will be rows of their own; until then these are
-#: what an API client can poll.
-ESCALATION_ACTIONS = ("reminder", "overdue", "escalated", "violation_recorded")
-
-
-@dataclass(frozen=True, slots=True)
-class EscalationNotice:
-    event: Event
-    hazard_number: str
-    hazard_title: str
-
-
-@dataclass(frozen=True, slots=True)
-class NoticePage:
-    items: Sequence[EscalationNotice]
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-
-def escalation_notices(
-    session: Session,
-    actor: Actor,
-    *,
-    action: str | None = None,
-    hazard_id: int | None = None,
-    since: dt.datetime | None = None,
-    page: int = 1,
-    per_page: int = 50,
-) -> NoticePage:
-    """Escalation-related events of the hazards the actor may see, newest first.
-
-    :raises InvalidInput: an ``action`` outside :data:`ESCALATION_ACTIONS`, or bad paging.
-    """
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise InvalidInput({"page": [f"页码从 1 开始，每页 1–{MAX_PER_PAGE} 条"]})
-    if action is not None and action not in ESCALATION_ACTIONS:
-        raise InvalidInput({"action": [f"必须是 {', '.join(ESCALATION_ACTIONS)} 之一"]})
-    where = [Event.action.in_([action] if action else ESCALATION_ACTIONS), hazard_visibility(actor)]
-    if hazard_id is not None:
-        where.append(Event.hazard_id == hazard_id)
-    if since is not None:
-        where.append(Event.at >= since)
-    total = session.scalar(
-        select(func.count(Event.id)).join(Hazard, Hazard.id == Event.hazard_id).where(*where)
-    )
-    rows = session.execute(
-        select(Event, Hazard.number, Hazard.title)
-        .join(Hazard, Hazard.id == Event.hazard_id)
-        .where(*where)
-        .order_by(Event.at.desc(), Event.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
-    ).all()
-    items = [EscalationNotice(event, number, title) for event, number, title in rows]
-    return NoticePage(items, total or 0, page, per_page)
 
 
 # --- deployed definitions (the JSON API) -------------------------------------------------------------

@@ -13,6 +13,8 @@ reminder       each open item's assignee, or its candidates             即将�
 overdue        as reminder, plus the lead department's reviewers        已逾期
 escalated      the enterprise's principals, the lead dept's reviewers   升级督办
 closed         the enterprise's safety officers and principals          已销号
+notice_issued  the enterprise's principals, safety officers and         督办文书
+               rectifiers; the lead department's reviewers
 ============== ======================================================== ==========
 
 Nothing is rendered here: a row holds the message kind and the facts a template needs, and
@@ -63,12 +65,20 @@ if TYPE_CHECKING:
     from .runtime import _Loaded
 
 #: event actions that notify; every other action returns at once (no query).
-NOTIFYING_ACTIONS = frozenset({"task_created", "delegated", "reminder", "overdue", "escalated", "closed"})
+NOTIFYING_ACTIONS = frozenset(
+    {"task_created", "delegated", "reminder", "overdue", "escalated", "closed", "notice_issued"}
+)
 
 #: (role, org scope) pairs beside a work item's own candidates
 _LEAD_REVIEWERS = ((Role.DEPT_REVIEWER.value, "department"),)
 _PRINCIPALS = ((Role.PRINCIPAL.value, "enterprise"),)
 _SAFETY_AND_PRINCIPALS = ((Role.SAFETY_OFFICER.value, "enterprise"), (Role.PRINCIPAL.value, "enterprise"))
+#: who hears of a notice (督办文书): the target enterprise's side and the lead department's reviewers
+_NOTICE_RECIPIENTS = (
+    *_SAFETY_AND_PRINCIPALS,
+    (Role.RECTIFIER.value, "enterprise"),
+    *_LEAD_REVIEWERS,
+)
 
 
 def on_event(session: Session, ctx: EngineContext, loaded: _Loaded, event: Event) -> int:
@@ -92,10 +102,13 @@ def on_event(session: Session, ctx: EngineContext, loaded: _Loaded, event: Event
                     roles.append((item.candidate_role, item.org_scope))
             if event.action == "overdue":
                 roles.extend(_LEAD_REVIEWERS)
-        elif event.action == "escalated":
+        elif event.action == "escalated" and "notice_id" not in event.payload:
+            # an escalation that issued a notice is announced once, by its notice_issued event
             roles.extend([*_PRINCIPALS, *_LEAD_REVIEWERS])
         elif event.action == "closed":
             roles.extend(_SAFETY_AND_PRINCIPALS)
+        elif event.action == "notice_issued":
+            roles.extend(_NOTICE_RECIPIENTS)
         recipients = _recipients(session, loaded.hazard, roles, users)
         excluded = _separated_users(session, loaded, items) if recipients else set()
         recipients = [r for r in recipients if r.user_id not in excluded or r.user_id in users]
@@ -331,4 +344,8 @@ def _facts(
     for key in ("kind", "reason", "level", "to_user_id"):
         if key in event.payload:
             facts[key] = event.payload[key]
+    if event.action == "notice_issued":  # payload: notice_id, number, kind, title
+        facts["notice_id"] = event.payload.get("notice_id")
+        facts["notice_number"] = event.payload.get("number", "")
+        facts["notice_title"] = event.payload.get("title", "")
     return facts

@@ -159,6 +159,7 @@ RUNG_KEYS: dict[str, str] = {
 level, offset, issuing body, recipients and template."""
 
 TRIGGERS: dict[str, str] = {
+    "deadline": "整改期限临近或届满",
     "overdue": "逾期（按工作日计）",
     "no_progress": "长期未更新整改进展",
     "failed_verifications": "验收/审查多次不通过",
@@ -167,6 +168,7 @@ TRIGGERS: dict[str, str] = {
     "fake_rectification": "虚假整改",
 }
 """What can set a rung off; ``ladder.triggers`` maps the non-timer ones to a rung."""
+_TIMED = frozenset({"deadline", "overdue"})
 
 ISSUER_BODIES: dict[str, str] = {
     "lead_department": "负有安全监管职责的牵头部门",
@@ -352,9 +354,9 @@ def _parse_ladder(spec: object, errors: dict[str, list[str]]) -> dict[str, Any] 
         errors["ladder.triggers"] = ["必须是对象 {触发条件: 梯度}"]
     else:
         for trigger, rung_key in raw_triggers.items():
-            if trigger not in TRIGGERS or trigger == "overdue":
+            if trigger not in TRIGGERS or trigger in _TIMED:
                 errors[f"ladder.triggers.{trigger}"] = [
-                    f"未知触发条件，必须是 {', '.join(t for t in TRIGGERS if t != 'overdue')} 之一"
+                    f"未知触发条件，必须是 {', '.join(t for t in TRIGGERS if t not in _TIMED)} 之一"
                 ]
             elif rung_key not in RUNG_KEYS:
                 errors[f"ladder.triggers.{trigger}"] = [f"未知梯度 {rung_key!r}"]

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from . import bpmn
 from . import calendar as working_calendar
+from . import notices
 from . import outbox
 from . import policy
 from .access import Actor
@@ -56,6 +58,9 @@ from .errors import Conflict
 from .errors import Forbidden
 from .errors import InvalidInput
 from .errors import NotFound
+from .escalation import SKIP_REASONS
+from .escalation import EscalationRequest
+from .escalation import plan as plan_escalation
 from .events import append_event
 from .forms import FormDefinition
 from .handlers import Effect
@@ -72,7 +77,9 @@ from .models import Hazard
 from .models import HazardDepartment
 from .models import HazardSource
 from .models import HazardStatus
+from .models import InstanceKind
 from .models import InstanceStatus
+from .models import Notice
 from .models import NumberSequence
 from .models import ProcessInstance
 from .models import Region
@@ -244,7 +251,7 @@ def _drop_saved_workflows(session: Session, _previous_transaction: Any) -> None:
 def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
     instance = session.scalars(
         select(ProcessInstance)
-        .where(ProcessInstance.hazard_id == hazard_id)
+        .where(ProcessInstance.hazard_id == hazard_id, ProcessInstance.kind == InstanceKind.LOOP.value)
         .order_by(ProcessInstance.id.desc())
         .limit(1)
         .with_for_update(of=ProcessInstance)
@@ -268,7 +275,9 @@ def _lock_instance_and_hazard(session: Session, hazard_id: int) -> tuple[Process
     ``FOR UPDATE OF process_instance`` on PostgreSQL; SQLite holds its write lock already.
     """
     latest = (
-        select(func.max(ProcessInstance.id)).where(ProcessInstance.hazard_id == hazard_id).scalar_subquery()
+        select(func.max(ProcessInstance.id))
+        .where(ProcessInstance.hazard_id == hazard_id, ProcessInstance.kind == InstanceKind.LOOP.value)
+        .scalar_subquery()
     )
     row = (
         session.execute(
@@ -291,6 +300,33 @@ def _lock_instance_and_hazard(session: Session, hazard_id: int) -> tuple[Process
     return row[0], row[1]
 
 
+def _lock_track(session: Session, hazard_id: int, instance_id: int) -> ProcessInstance:
+    """Lock another instance of the hazard (after its loop instance: the lock order)."""
+    instance = session.scalars(
+        select(ProcessInstance)
+        .where(ProcessInstance.id == instance_id, ProcessInstance.hazard_id == hazard_id)
+        .with_for_update(of=ProcessInstance)
+        .options(
+            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
+            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+        )
+        .execution_options(populate_existing=True)
+    ).first()
+    if instance is None:
+        raise NotFound("流程实例", instance_id)
+    return instance
+
+
+def _supervision_instance(session: Session, hazard_id: int) -> ProcessInstance | None:
+    """The hazard's latest 挂牌督办 track, if it has one."""
+    return session.scalars(
+        select(ProcessInstance)
+        .where(ProcessInstance.hazard_id == hazard_id, ProcessInstance.kind == InstanceKind.SUPERVISION.value)
+        .order_by(ProcessInstance.id.desc())
+        .limit(1)
+    ).first()
+
+
 def _load_hazard(session: Session, hazard_id: int, *, fresh: bool = False) -> Hazard:
     """The hazard with its co-responsible departments (``can_see`` reads them) in one query."""
     return session.get_one(
@@ -306,14 +342,21 @@ def _protocol(
     *,
     actor: Actor | None,
     not_found: NotFound | None = None,
+    instance_id: int | None = None,
 ) -> Iterator[_Loaded]:
     """Steps 1, 2 and 5 of the protocol around the caller's steps 3 and 4.
+
+    ``instance_id``: run on that instance of the hazard (its 挂牌督办 track) instead of its loop.
+    The loop instance is always locked first, so every mutation of a hazard, on either track,
+    takes the same lock first and two tracks never deadlock.
 
     :raises NotFound: ``not_found`` (or one naming the hazard) if the actor may not see it.
     """
     instance, hazard = _lock_instance_and_hazard(session, hazard_id)
     if actor is not None and not can_see(actor, hazard):
         raise not_found or NotFound("隐患", hazard_id)
+    if instance_id is not None and instance_id != instance.id:
+        instance = _lock_track(session, hazard_id, instance_id)
     _refresh_calendar(session, ctx)
     now = ctx.clock.now()
     workflow = _load_workflow(instance)
@@ -381,25 +424,153 @@ def _apply_effects(session: Session, ctx: EngineContext, loaded: _Loaded) -> Non
     """Apply what service-task handlers asked for, in the same transaction."""
     hazard = loaded.hazard
     effects: list[Effect] = bpmn.effects_of(loaded.workflow)
+    requests: list[EscalationRequest] = []
     for effect in effects:
         if effect.handler == "remind":
             _event(session, ctx, loaded, "reminder", task_key=effect.task_key, **effect.params)
         elif effect.handler == "mark_overdue":
-            hazard.overdue = True
+            if loaded.instance.kind == InstanceKind.LOOP.value:
+                hazard.overdue = True
             _event(session, ctx, loaded, "overdue", task_key=effect.task_key, **effect.params)
+        elif effect.handler == "issue_notice":
+            _issue_track_notice(session, ctx, loaded, effect.params["kind"], task_key=effect.task_key)
         elif effect.handler == "escalate":
-            hazard.escalation_level = min((hazard.escalation_level or 0) + 1, MAX_ESCALATION_LEVEL)
-            _event(
-                session,
-                ctx,
-                loaded,
-                "escalated",
-                task_key=effect.task_key,
-                level=hazard.escalation_level,
-                **effect.params,
+            requests.append(
+                EscalationRequest(
+                    effect.params["rung"],
+                    effect.params["trigger"],
+                    effect.params.get("due_at"),
+                    effect.task_key,
+                )
             )
         elif effect.handler == "compute_deadline":
             _event(session, ctx, loaded, "deadline_computed", task_key=effect.task_key, **effect.params)
+    if requests:
+        _escalate(session, ctx, loaded, requests)
+
+
+def _escalate(
+    session: Session,
+    ctx: EngineContext,
+    loaded: _Loaded,
+    requests: list[EscalationRequest],
+    *,
+    facts: Mapping[str, Any] | None = None,
+) -> Notice | None:
+    """Climb the ladder for one step's escalation requests (DOMAIN §4.3, DESIGN §6).
+
+    The catch-up rule (:func:`engine.escalation.plan`) picks the one rung that fires; skipped
+    rungs are recorded unless this loop already issued them. The rung's notice is issued once per
+    loop (its dedupe key names the instance and rung; a unique constraint backs it). A listing
+    rung also lists the hazard (挂牌督办) and starts its supervision track.
+    """
+    hazard, instance = loaded.hazard, loaded.instance
+    profile = policy.pinned_policy(session, loaded.workflow.task_tree.data)
+    ladder = policy.ladder_of(profile)
+    chosen = plan_escalation(ladder, hazard.escalation_level or 0, requests)
+    issued = set(session.scalars(select(Notice.rung).where(Notice.instance_id == instance.id)))
+    for request, reason in chosen.skipped:
+        rung_key = request.rung or ladder.triggers.get(request.trigger, "")
+        if rung_key and rung_key in issued:
+            continue
+        _event(
+            session,
+            ctx,
+            loaded,
+            "escalation_skipped",
+            task_key=request.task_key,
+            rung=rung_key,
+            trigger=request.trigger,
+            due_at=request.due_at,
+            reason=reason,
+            label=SKIP_REASONS[reason],
+        )
+    if chosen.fire is None:
+        return None
+    rung, request = chosen.fire.rung, chosen.fire.request
+    suppressed_until = hazard.escalation_suppressed_until
+    violation = request.trigger in ("refusal", "fake_rectification")
+    if suppressed_until is not None and loaded.now < suppressed_until and not violation:
+        _event(
+            session,
+            ctx,
+            loaded,
+            "escalation_skipped",
+            task_key=request.task_key,
+            rung=rung.key,
+            trigger=request.trigger,
+            reason="suppressed",
+            label=SKIP_REASONS["suppressed"],
+            until=suppressed_until.isoformat(),
+        )
+        return None
+    if rung.key in issued:
+        return None
+    due_at = _parse_due(request.due_at) or loaded.now
+    if rung.key == "listing":
+        # 挂牌督办 is decided on the supervision track, which issues the 挂牌督办通知书
+        level = LISTING_LEVELS.get(rung.issuer_level or "county", 3)
+        if hazard.listed_level is not None:
+            return None
+        if _start_supervision(session, ctx, loaded, level=level, reason=request.trigger) is None:
+            return None
+        hazard.escalation_level = max(hazard.escalation_level or 0, rung.level)
+        _event(
+            session,
+            ctx,
+            loaded,
+            "escalated",
+            task_key=request.task_key,
+            rung=rung.key,
+            level=rung.level,
+            trigger=request.trigger,
+            label=rung.label,
+            due_at=due_at.isoformat(),
+        )
+        return None
+    notice = notices.issue_notice(
+        session,
+        ctx,
+        hazard=hazard,
+        instance_id=instance.id,
+        rung=rung,
+        trigger=request.trigger,
+        dedupe_key=f"instance:{instance.id}:{rung.key}",
+        due_at=due_at,
+        profile=profile,
+        facts=facts,
+    )
+    if notice is None:
+        return None
+    hazard.escalation_level = max(hazard.escalation_level or 0, min(rung.level, MAX_ESCALATION_LEVEL))
+    _event(
+        session,
+        ctx,
+        loaded,
+        "escalated",
+        task_key=request.task_key,
+        rung=rung.key,
+        level=rung.level,
+        trigger=request.trigger,
+        label=rung.label,
+        due_at=due_at.isoformat(),
+        notice_id=notice.id,
+        number=notice.document_number,
+    )
+    _event(
+        session,
+        ctx,
+        loaded,
+        "notice_issued",
+        notice_id=notice.id,
+        number=notice.document_number,
+        kind=notice.kind,
+        title=notice.title,
+        rung=rung.key,
+    )
+    if rung.level == 0:  # a 提醒敦促函 also reminds whoever holds the rectification task
+        _event(session, ctx, loaded, "reminder", task_key=request.task_key, kind="rectify", rung=rung.key)
+    return notice
 
 
 def _separation_keys(props: Mapping[str, str]) -> str:
@@ -514,6 +685,12 @@ def _project(
         job.lock_owner = None
         job.lock_expires_at = None
 
+    if instance.kind != InstanceKind.LOOP.value:
+        if instance.status == InstanceStatus.RUNNING.value and bpmn.workflow_completed(workflow):
+            instance.status = InstanceStatus.COMPLETED.value
+            instance.completed_at = loaded.now
+            _event(session, ctx, loaded, "supervision_completed")
+        return
     if instance.status == InstanceStatus.RUNNING.value and bpmn.workflow_completed(workflow):
         instance.status = InstanceStatus.COMPLETED.value
         instance.completed_at = loaded.now
@@ -611,6 +788,7 @@ _REGISTER_FIELDS = {
     "stop_production",
     "interim_measures",
     "listed_level",
+    "suppress_escalation_until",
 }
 
 
@@ -633,7 +811,7 @@ def _registration_errors(data: Mapping[str, Any]) -> dict[str, list[str]]:
     handling = data.get("handling_type", HandlingType.DEADLINE.value)
     if handling not in {h.value for h in HandlingType}:
         errors["handling_type"] = ["必须是 immediate（即查即改）或 deadline（限期整改）"]
-    for key in ("discovered_at", "deadline"):
+    for key in ("discovered_at", "deadline", "suppress_escalation_until"):
         value = data.get(key)
         if value is None:
             continue
@@ -699,7 +877,8 @@ def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data:
         stop_production=bool(data.get("stop_production", False)),
         deadline=data.get("deadline"),
         status=HazardStatus.REGISTERED.value,
-        listed_level=data.get("listed_level"),
+        listed_level=None,  # set by the 挂牌督办通知书 the supervision track issues
+        escalation_suppressed_until=data.get("suppress_escalation_until"),
         discovered_at=data["discovered_at"],
         discovered_by=data.get("discovered_by") or actor.display_name,
         created_by_id=actor.user_id or None,
@@ -727,17 +906,78 @@ def register_hazard(session: Session, ctx: EngineContext, *, actor: Actor, data:
     session.add(hazard)
     session.flush()
     _start_instance(session, ctx, hazard, actor=actor, action="registered")
+    previous = _recurrence_of(session, hazard)
+    listed = data.get("listed_level")
+    if previous is not None or listed is not None:
+        with _protocol(session, ctx, hazard.id, actor=None) as loaded:
+            if listed is not None:
+                # 挂牌督办 from registration (DOMAIN §4.3 note a): the listing decision is made
+                _start_supervision(session, ctx, loaded, level=listed, reason="registration")
+            if previous is not None:
+                _event(
+                    session,
+                    ctx,
+                    loaded,
+                    "recurrence_detected",
+                    previous_id=previous.id,
+                    number=previous.number,
+                )
+                _escalate(
+                    session,
+                    ctx,
+                    loaded,
+                    [EscalationRequest("", "recurrence")],
+                    facts={
+                        "previous_number": previous.number,
+                        "previous_closed_at": previous.closed_at.isoformat() if previous.closed_at else None,
+                    },
+                )
     return hazard
 
 
+def _recurrence_of(session: Session, hazard: Hazard) -> Hazard | None:
+    """A closed hazard at the same enterprise and location (场所/部位), most recently closed first."""
+    return session.scalars(
+        select(Hazard)
+        .where(
+            Hazard.enterprise_id == hazard.enterprise_id,
+            func.lower(func.trim(Hazard.location)) == hazard.location.strip().lower(),
+            Hazard.status == HazardStatus.CLOSED.value,
+            Hazard.id != hazard.id,
+        )
+        .order_by(Hazard.closed_at.desc(), Hazard.id.desc())
+        .limit(1)
+    ).first()
+
+
+def _ladder_data(profile: policy.PolicyProfile) -> dict[str, list[Any]]:
+    """The pinned ladder as timer data: ``{rung: [n, unit]}`` (``n`` < 0: before the deadline)."""
+    data: dict[str, list[Any]] = {}
+    for key, rung in policy.ladder_of(profile).rungs.items():
+        if rung.offset is None:
+            continue
+        value = policy.policy_value(profile, rung.offset)
+        data[key] = [-value.value if key == "urge_before" else value.value, value.unit]
+    return data
+
+
 def _start_instance(
-    session: Session, ctx: EngineContext, hazard: Hazard, *, actor: Actor, action: str
-) -> None:
-    version = resolve_definition(session, grade=hazard.grade, sector_code=hazard.sector_code)
+    session: Session,
+    ctx: EngineContext,
+    hazard: Hazard,
+    *,
+    actor: Actor | None,
+    action: str,
+    kind: InstanceKind = InstanceKind.LOOP,
+    extra: Mapping[str, Any] | None = None,
+) -> ProcessInstance:
+    track = "supervision" if kind == InstanceKind.SUPERVISION else hazard.grade
+    version = resolve_definition(session, grade=track, sector_code=hazard.sector_code)
     spec, subs = spec_for(version)
     _refresh_calendar(session, ctx)
     workflow = bpmn.new_workflow(spec, subs)
     start = workflow.task_tree
+    now = ctx.clock.now()
     start.data.update(
         {
             "grade": hazard.grade,
@@ -747,13 +987,26 @@ def _start_instance(
             "deadline_at": hazard.deadline.isoformat() if hazard.deadline else None,
             "decision": None,
             "verified": None,
+            "last_progress_at": now.isoformat(),
+            "escalation_not_before": (
+                hazard.escalation_suppressed_until.isoformat() if hazard.escalation_suppressed_until else None
+            ),
         }
     )
-    # the policy profile (deadline rules, escalation offsets) is pinned to the instance at start
-    policy.pin_policy(start.data, policy.resolve_policy(session, hazard.sector_code, hazard.region_path))
-    now = ctx.clock.now()
+    start.data.update(extra or {})
+    # the policy profile (deadline rules, escalation ladder) is pinned to the instance at start
+    profile = policy.resolve_policy(session, hazard.sector_code, hazard.region_path)
+    if kind == InstanceKind.SUPERVISION:
+        policy.pin_policy(start.data, profile, expose=SUPERVISION_POLICY_VALUES)
+        longest = policy.policy_value(profile, "listing_max_duration")
+        expires = policy.deadline_for(working_calendar.current_calendar(), longest, now)
+        start.data["listing_expires_at"] = expires.at.isoformat()
+    else:
+        policy.pin_policy(start.data, profile)
+    start.data["ladder"] = _ladder_data(profile)
     instance = ProcessInstance(
         hazard_id=hazard.id,
+        kind=kind.value,
         definition_version_id=version.id,
         status=InstanceStatus.RUNNING.value,
         state=b"",
@@ -783,6 +1036,110 @@ def _start_instance(
     instance.state = bpmn.dump_state(workflow)
     session.flush()
     _remember_saved(session, instance, workflow)
+    return instance
+
+
+# --- 挂牌督办: the listing flag and the supervision track --------------------------------------------
+
+#: policy values processes/supervision.bpmn reads (备案, 公告, 现场验收, 摘牌公告 periods)
+SUPERVISION_POLICY_VALUES = (
+    "listing_filing",
+    "listing_announcement",
+    "closure_review",
+    "delisting_announcement",
+)
+#: 挂牌督办 level by the issuing government's region level (1 省级 … 4 乡镇级)
+LISTING_LEVELS = {"province": 1, "city": 2, "county": 3, "township": 4}
+LISTING_LEVEL_LABELS = {1: "省级", 2: "市级", 3: "县级", 4: "乡镇级"}
+#: the policy value giving each supervision notice's response or publication deadline
+_TRACK_NOTICE_RESPONSE = {
+    "listing_notice": "listing_filing",
+    "listing_announcement": "listing_announcement",
+    "delisting_notice": "delisting_announcement",
+    "delisting_announcement": None,
+    "higher_referral": "notice_response_period",
+}
+
+
+def _start_supervision(
+    session: Session, ctx: EngineContext, loaded: _Loaded, *, level: int | None, reason: str
+) -> ProcessInstance | None:
+    """Start the hazard's 挂牌督办 track unless one is running (or the hazard is listed already)."""
+    current = _supervision_instance(session, loaded.hazard.id)
+    if current is not None and current.status == InstanceStatus.RUNNING.value:
+        return None
+    instance = _start_instance(
+        session,
+        ctx,
+        loaded.hazard,
+        actor=None,
+        action="supervision_started",
+        kind=InstanceKind.SUPERVISION,
+        extra={"listed_level": level, "listing_reason": reason, "loop_instance_id": loaded.instance.id},
+    )
+    _event(session, ctx, loaded, "supervision_started", instance_id=instance.id, level=level, reason=reason)
+    return instance
+
+
+def _issue_track_notice(
+    session: Session, ctx: EngineContext, loaded: _Loaded, kind: str, *, task_key: str | None
+) -> Notice | None:
+    """A 挂牌督办 document issued by the supervision track (issuer and recipients of the pinned
+    profile's ``listing`` rung; the listing government's 提请上级政府督办 goes to the next-higher
+    government)."""
+    hazard, instance = loaded.hazard, loaded.instance
+    profile = policy.pinned_policy(session, loaded.workflow.task_tree.data)
+    listing = policy.ladder_of(profile).rung("listing")
+    data = loaded.workflow.task_tree.data
+    level = (
+        hazard.listed_level or data.get("listed_level") or LISTING_LEVELS.get(listing.issuer_level or "", 3)
+    )
+    issuer_level = next((k for k, v in LISTING_LEVELS.items() if v == level), listing.issuer_level)
+    rung = replace(
+        listing,
+        kind=kind,
+        template=kind,
+        label=policy.NOTICE_KINDS[kind],
+        issuer_level=issuer_level,
+        response=_TRACK_NOTICE_RESPONSE[kind],
+        recipients=("enterprise", "principal", "competent_department", "higher_government")
+        if kind == "higher_referral"
+        else listing.recipients,
+    )
+    notice = notices.issue_notice(
+        session,
+        ctx,
+        hazard=hazard,
+        instance_id=instance.id,
+        rung=rung,
+        trigger="listing",
+        dedupe_key=f"instance:{instance.id}:{kind}",
+        due_at=loaded.now,
+        profile=profile,
+        facts={"listed_level": level, "listed_level_label": LISTING_LEVEL_LABELS.get(level, "")},
+    )
+    if notice is None:
+        return None
+    if kind == "listing_notice":
+        hazard.listed_level = level
+        hazard.escalation_level = max(hazard.escalation_level or 0, listing.level)
+        _event(session, ctx, loaded, "listed", task_key=task_key, level=level, number=notice.document_number)
+    elif kind == "delisting_notice":
+        hazard.listed_level = None
+        _event(session, ctx, loaded, "delisted", task_key=task_key, number=notice.document_number)
+    _event(
+        session,
+        ctx,
+        loaded,
+        "notice_issued",
+        task_key=task_key,
+        notice_id=notice.id,
+        number=notice.document_number,
+        kind=notice.kind,
+        title=notice.title,
+        rung=kind,
+    )
+    return notice
 
 
 # --- task actions -----------------------------------------------------------------------------------
@@ -795,7 +1152,12 @@ def claim(session: Session, ctx: EngineContext, *, work_item_id: int, actor: Act
     """
     item = _hazard_for_item(session, work_item_id, actor)
     with _protocol(
-        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+        session,
+        ctx,
+        item.hazard_id,
+        actor=actor,
+        not_found=NotFound("任务", work_item_id),
+        instance_id=item.instance_id,
     ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if item.assignee_id not in (None, actor.user_id):
@@ -810,7 +1172,12 @@ def release(session: Session, ctx: EngineContext, *, work_item_id: int, actor: A
     """释放: hand a claimed task back to the group."""
     item = _hazard_for_item(session, work_item_id, actor)
     with _protocol(
-        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+        session,
+        ctx,
+        item.hazard_id,
+        actor=actor,
+        not_found=NotFound("任务", work_item_id),
+        instance_id=item.instance_id,
     ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if item.assignee_id != actor.user_id:
@@ -832,7 +1199,12 @@ def delegate(
     item = _hazard_for_item(session, work_item_id, actor)
     target = load_actor(session, to_user_id)
     with _protocol(
-        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+        session,
+        ctx,
+        item.hazard_id,
+        actor=actor,
+        not_found=NotFound("任务", work_item_id),
+        instance_id=item.instance_id,
     ) as loaded:
         _recheck_item(session, loaded, item, actor)
         if not item.delegable:
@@ -920,7 +1292,12 @@ def complete(
     """
     item = _hazard_for_item(session, work_item_id, actor)
     with _protocol(
-        session, ctx, item.hazard_id, actor=actor, not_found=NotFound("任务", work_item_id)
+        session,
+        ctx,
+        item.hazard_id,
+        actor=actor,
+        not_found=NotFound("任务", work_item_id),
+        instance_id=item.instance_id,
     ) as loaded:
         task = _recheck_item(session, loaded, item, actor)
         if item.assignee_id not in (None, actor.user_id):
@@ -939,8 +1316,12 @@ def complete(
         deadline_field = definition.deadline_field
         if deadline_field:
             due_day = dt.date.fromisoformat(str(validated[deadline_field]))
-            if due_day < loaded.now.astimezone(ctx.tz).date():
-                raise InvalidInput({deadline_field: ["整改期限不能早于今天"]})
+            registered = hazard.deadline.astimezone(ctx.tz).date() if hazard.deadline else None
+            # back-filled stock (存量) may keep the deadline it was registered with, even if past
+            if due_day < loaded.now.astimezone(ctx.tz).date() and due_day != registered:
+                raise InvalidInput(
+                    {deadline_field: ["整改期限不能早于今天（补录的存量隐患可沿用登记时的原定期限）"]}
+                )
             deadline = ctx.end_of_business_day(due_day)
             hazard.deadline = deadline
             hazard.overdue = False
@@ -986,9 +1367,13 @@ def complete(
             late=late,
             **{k: v for k, v in variables.items() if k in ("decision", "verified")},
         )
+        if loaded.instance.kind == InstanceKind.LOOP.value:
+            variables["last_progress_at"] = loaded.now.isoformat()  # completing a step is progress
         bpmn.complete_task(loaded.workflow, task, variables)
         _apply_effects(session, ctx, loaded)
         _project(session, ctx, loaded, completed_task_id=item.spiff_task_id)
+    if deadline_field and hazard.deadline is not None:
+        _move_track_deadline(session, ctx, hazard.id, hazard.deadline, "deadline_set", task_key=item.task_key)
     return item
 
 
@@ -1014,6 +1399,7 @@ def update_progress(
         _check_attachments(session, ctx, hazard, definition, validated)
         hazard.progress_percent = int(validated["progress_percent"])
         hazard.last_progress_at = loaded.now
+        bpmn.set_variable(loaded.workflow, "last_progress_at", loaded.now.isoformat())
         submission = TaskSubmission(
             hazard_id=hazard.id,
             form_key="progress_update",
@@ -1114,7 +1500,27 @@ def decide_extension(
         else:
             request.state = ExtensionState.DENIED.value
             _event(session, ctx, loaded, "extension_denied", actor=actor, request_id=request.id)
+    if request.state == ExtensionState.APPROVED.value:
+        _move_track_deadline(
+            session, ctx, request.hazard_id, request.new_deadline, "extension_approved", request_id=request.id
+        )
     return request
+
+
+def _move_track_deadline(
+    session: Session, ctx: EngineContext, hazard_id: int, deadline: dt.datetime, action: str, **payload: Any
+) -> None:
+    """A deadline set by the plan or moved by an approved extension also moves the running
+    挂牌督办 track's deadline and its timers."""
+    track = _supervision_instance(session, hazard_id)
+    if track is None or track.status != InstanceStatus.RUNNING.value:
+        return
+    with _protocol(session, ctx, hazard_id, actor=None, instance_id=track.id) as loaded:
+        moved = bpmn.set_variable(loaded.workflow, "deadline_at", deadline.isoformat())
+        bpmn.advance(loaded.workflow)
+        _apply_effects(session, ctx, loaded)
+        _project(session, ctx, loaded)
+        _event(session, ctx, loaded, action, new_deadline=deadline.isoformat(), timers_moved=moved, **payload)
 
 
 VIOLATIONS = {"refusal": "拒不整改", "fake_rectification": "虚假整改"}
@@ -1133,7 +1539,6 @@ def record_violation(
         _require_open(hazard)
         if not can_act_as_any(actor, (*SUPERVISING_ROLES, Role.INSPECTOR), hazard):
             raise Forbidden("只有负有监管职责的部门可以认定拒不整改或虚假整改")
-        hazard.escalation_level = MAX_ESCALATION_LEVEL
         _event(
             session,
             ctx,
@@ -1144,6 +1549,9 @@ def record_violation(
             label=VIOLATIONS[kind],
             note=note,
         )
+        # straight to referral for accountability (L6), without waiting for the ladder
+        _escalate(session, ctx, loaded, [EscalationRequest("", kind)], facts={"violation_note": note.strip()})
+        hazard.escalation_level = MAX_ESCALATION_LEVEL
     return hazard
 
 
@@ -1215,7 +1623,7 @@ def fire_timer(session: Session, ctx: EngineContext, *, timer_job_id: int) -> st
     job = session.get(TimerJob, timer_job_id)
     if job is None:
         raise NotFound("定时任务", timer_job_id)
-    with _protocol(session, ctx, job.hazard_id, actor=None):
+    with _protocol(session, ctx, job.hazard_id, actor=None, instance_id=job.instance_id):
         pass
     session.refresh(job)
     return job.state

@@ -107,9 +107,11 @@ def committed(engine: Engine, world: DemoWorld) -> Iterator[sessionmaker[Session
     yield factory
     with engine.begin() as conn:
         for table in (
+            "notice",
             "outbox_message",
             "in_app_notification",
             "event",
+            "incident",
             "timer_job",
             "task_submission",
             "attachment",

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import unicodedata
 from collections.abc import Callable
 from collections.abc import Sequence
@@ -34,24 +35,27 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
+from engine import admin as engine_admin
 from engine import calendar as workcal
 from engine import db as dbmod
 from engine import deadlines
 from engine import definitions
 from engine import demo
+from engine import inspections
 from engine import policy
+from engine import scheduler
 from engine.access import load_actor
 from engine.config import Settings
 from engine.errors import DefinitionInvalid
 from engine.errors import EngineError
 from engine.errors import InvalidInput
+from engine.errors import NotFound
 from engine.events import count_events
 from engine.events import verify_chain
 from engine.models.org import ROLE_LABELS
 from engine.runtime import EngineContext
+from engine.scheduler import RunResult
 from engine.tasklist import inbox
-from engine.timers import RunResult
-from engine.timers import run_due
 from notifiers import Channel
 from notifiers.dispatcher import DispatchResult
 from notifiers.dispatcher import build_channels
@@ -224,7 +228,13 @@ def _echo_tasks(state: _State, username: str, indent: str = "") -> None:
 
 
 def _run_summary(result: RunResult) -> str:
-    return f"到期 {result.due} 个，已触发 {result.fired}，失败 {result.failed}，转入死信 {result.dead}"
+    r = result
+    text = f"到期 {r.due} 个，已触发 {r.fired}，失败 {r.failed}，转入死信 {r.dead}"
+    if r.reclaimed:
+        text += f"，接管过期租约 {r.reclaimed}"
+    if r.released:
+        text += f"，交还 {r.released}"
+    return text
 
 
 # --- the group ------------------------------------------------------------------------------------
@@ -362,8 +372,12 @@ def timers() -> None:
 @click.pass_obj
 @_guarded
 def timers_run_due(state: _State) -> None:
-    """触发到期定时器一次 (fire every due timer once, each in its own transaction)."""
-    click.echo(_run_summary(run_due(state.sessions, state.ctx)))
+    """触发到期定时器一次 (claim and fire every due timer, each in its own transaction).
+
+    The worker's scheduler code with a one-off lease owner: safe beside running workers.
+    """
+    result = scheduler.run_due(state.sessions, state.ctx, owner=scheduler.new_owner("run-due"))
+    click.echo(_run_summary(result))
 
 
 # --- tasks ----------------------------------------------------------------------------------------
@@ -637,18 +651,40 @@ def policy_import(state: _State, file: Path) -> None:
 # --- worker ---------------------------------------------------------------------------------------
 
 
-def _tick(state: _State) -> None:
-    """One sweep, then one notification round; a failing part (database down) is logged and the
-    next tick tries again."""
+class _Worker:
+    """One worker process: its lease owner (``host:pid:worker-uuid``) and its stop flag."""
+
+    def __init__(self) -> None:
+        self.owner = scheduler.new_owner("worker")
+        self.stopping = threading.Event()
+
+
+def _tick(state: _State, worker: _Worker) -> None:
+    """Fire due timers until none are left (claims of HAZARDLOOP_TIMER_BATCH, repeated while they
+    come back full), then the scheduled-inspections sweep (at most every few minutes), then one
+    notification round; a failing part (database down) is logged and the next tick tries again."""
     try:
         _refresh_calendar(state)
-        result = run_due(state.sessions, state.ctx)
+        result = scheduler.run_due(
+            state.sessions, state.ctx, owner=worker.owner, should_stop=worker.stopping.is_set
+        )
     except Exception:
         logger.exception("timer sweep failed")
     else:
         if result.due:
             stamp = _local(state.ctx, state.ctx.clock.now())
             click.echo(f"[{stamp}] {_run_summary(result)}")
+    if worker.stopping.is_set():
+        return
+    try:
+        generated = inspections.tick(state.sessions, state.ctx)
+    except Exception:
+        logger.exception("scheduled inspections sweep failed")
+    else:
+        if generated is not None and (generated.created or generated.missed):
+            stamp = _local(state.ctx, state.ctx.clock.now())
+            counts = f"新建 {generated.created} 项，转为未按期完成 {generated.missed} 项"
+            click.echo(f"[{stamp}] 排查计划：{counts}")
     try:
         sent = _dispatch(state)
     except Exception:
@@ -674,22 +710,33 @@ def _interrupt(signum: int, frame: object) -> NoReturn:
     raise KeyboardInterrupt
 
 
+class _SkippedTickFilter(logging.Filter):
+    """A tick that outlasts the interval (a backlog) is expected: APScheduler's "skipped: maximum
+    number of running instances reached" warnings would only be noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances" not in record.getMessage()
+
+
 def _run_worker(state: _State, *, once: bool, interval: float) -> None:
-    """Run ``run_due`` every ``interval`` seconds until Ctrl-C or SIGTERM (or once)."""
+    """Run the tick every ``interval`` seconds until Ctrl-C or SIGTERM (or once)."""
+    worker = _Worker()
     if once:
-        click.echo(_run_summary(run_due(state.sessions, state.ctx)))
+        click.echo(_run_summary(scheduler.run_due(state.sessions, state.ctx, owner=worker.owner)))
         click.echo(_dispatch_summary(_dispatch(state)))
         return
     # Imported here: only the worker needs APScheduler.
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    skipped = _SkippedTickFilter()
+    logging.getLogger("apscheduler.scheduler").addFilter(skipped)
     state.ctx  # noqa: B018 - fail on bad configuration before the scheduler starts
-    scheduler = BlockingScheduler(timezone=state.ctx.tz)
-    scheduler.add_job(
+    scheduler_ = BlockingScheduler(timezone=state.ctx.tz)
+    scheduler_.add_job(
         _tick,
         "interval",
-        args=[state],
+        args=[state, worker],
         seconds=interval,
         id="timer-tick",
         max_instances=1,
@@ -697,21 +744,27 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
         replace_existing=True,
         next_run_time=dt.datetime.now(dt.UTC),
     )
-    click.echo(f"worker 已启动：每 {interval:g} 秒检查一次到期定时器并发送通知（Ctrl-C 停止）")
+    settings = state.settings
+    click.echo(
+        f"worker 已启动（{worker.owner}）：每 {interval:g} 秒检查一次到期定时器（每次认领 "
+        f"{settings.timer_batch} 个，租约 {settings.timer_lease_seconds} 秒）并发送通知（Ctrl-C 停止）"
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        scheduler.start()
+        scheduler_.start()
     except KeyboardInterrupt:
-        click.echo("正在停止 worker（等待当前一轮检查结束）…")
+        click.echo("正在停止 worker（交还未触发的定时任务，等待当前触发结束）…")
     finally:
+        worker.stopping.set()  # the running tick hands back what it has not fired yet
         signal.signal(signal.SIGTERM, previous)
-        if scheduler.running:
-            scheduler.shutdown(wait=True)
+        if scheduler_.running:
+            scheduler_.shutdown(wait=True)
+        logging.getLogger("apscheduler.scheduler").removeFilter(skipped)
     click.echo("worker 已停止")
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="只检查一轮到期定时器，然后退出。")
+@click.option("--once", is_flag=True, help="只触发一轮到期定时器（直到没有到期的为止），然后退出。")
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),
@@ -723,10 +776,71 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
 def worker(state: _State, once: bool, interval: float | None) -> None:
     """运行定时器 worker (fire due timers and deliver notifications until Ctrl-C).
 
-    An APScheduler job every --interval seconds (max one running, missed runs coalesced); Ctrl-C
-    or SIGTERM stops it after the current sweep.
+    An APScheduler job every --interval seconds (max one running, missed runs coalesced). Each tick
+    leases due timer jobs (HAZARDLOOP_TIMER_BATCH at a time, for HAZARDLOOP_TIMER_LEASE_SECONDS),
+    fires them and claims again while claims come back full. Any number of workers may run: each
+    timer fires once, and the jobs of a worker that dies are taken over when its lease expires.
+    Ctrl-C or SIGTERM hands back the unfired jobs and stops after the current firing.
     """
     _run_worker(state, once=once, interval=interval or state.settings.tick_seconds)
+
+
+# --- incidents ------------------------------------------------------------------------------------
+
+INCIDENT_HEADERS = ("ID", "状态", "定时任务", "隐患编号", "定时器", "尝试", "发生时间", "错误")
+
+
+@main.group()
+def incidents() -> None:
+    """故障事件：多次重试仍失败的定时任务 (incidents: dead timer jobs)."""
+
+
+@incidents.command("list")
+@click.option("--all", "show_all", is_flag=True, help="也列出已重试的故障事件。")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="最多列出条数。")
+@click.pass_obj
+@_guarded
+def incidents_list(state: _State, show_all: bool, limit: int) -> None:
+    """列出故障事件 (open incidents, newest first; --all adds the retried ones)."""
+    ctx = state.ctx
+    with state.sessions() as session:
+        rows = [
+            (
+                str(row.incident.id),
+                "待处理" if row.incident.state == "open" else "已重试",
+                str(row.job.id),
+                row.hazard_number,
+                row.job.timer_key,
+                str(row.incident.attempts),
+                _local(ctx, row.incident.created_at),
+                " ".join(row.incident.error.split())[:60],
+            )
+            for row in engine_admin.incidents(session, state=None if show_all else "open", limit=limit)
+        ]
+    if not rows:
+        click.echo("没有故障事件" if show_all else "没有待处理的故障事件，定时任务运行正常")
+        return
+    for line in _table(INCIDENT_HEADERS, rows):
+        click.echo(line)
+
+
+@incidents.command("retry")
+@click.argument("incident_id", type=int)
+@click.pass_obj
+@_guarded
+def incidents_retry(state: _State, incident_id: int) -> None:
+    """重试一个故障事件 (its dead timer job is queued again, claimable now)."""
+    try:
+        with state.sessions.begin() as session:
+            incident = engine_admin.retry_incident(
+                session, incident_id=incident_id, now=state.ctx.clock.now()
+            )
+            job_id = incident.timer_job_id
+    except NotFound:
+        raise CliError(
+            f"故障事件 {incident_id} 不存在（hazardloop incidents list --all 列出全部故障事件）"
+        ) from None
+    click.echo(f"故障事件 {incident_id} 已重试：定时任务 {job_id} 已重新排队，worker 下一轮触发")
 
 
 # --- notifications --------------------------------------------------------------------------------
@@ -970,3 +1084,7 @@ def demo_command(state: _State, once: bool, check: bool, host: str, port: int, w
         raise CliError("演示未能正常运行（见上面的输出）", exit_code=status if status == 2 else 1)
     if not check:
         click.echo("网页服务与 worker 已停止")
+
+
+# ``hazardloop inspections``: registers itself on ``main`` (web/cli_inspections.py)
+from . import cli_inspections  # noqa: E402, F401

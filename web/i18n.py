@@ -423,6 +423,152 @@ EN: dict[str, str] = {
     "本页目录": "On this page",
     "基本信息": "Record",
     "流程图": "Diagram",
+    # working-day calendar (web/pages/admin_calendar.py, templates/admin/calendar*.html)
+    "节假日日历": "Holiday calendar",
+    (
+        "工作日期限按法定节假日和调休计算。已有正式安排的年份来自 chinese-calendar"
+        " 或管理员录入的国务院办公厅通知；其他年份按暂定规则推算（不含调休上班日，期限只会偏晚、不"
+        "会偏早），录入正式安排后，涉及该年的期限自动重新计算。"
+    ): (
+        "Working-day deadlines follow the public holidays and adjusted working days. Official years come "
+        "from chinese-calendar or from the State Council notice an administrator entered; other years are "
+        "computed provisionally (without adjusted working days, so deadlines can only be later, never "
+        "earlier), and deadlines touching a year are recomputed once its official schedule is entered."
+    ),
+    "{year} 年的正式节假日安排尚未录入，涉及该年的期限目前按暂定日历计算。": (
+        "The official holiday schedule for {year} has not been entered; deadlines in {year} are provisional."
+    ),
+    "已有 {n} 个进行中的期限涉及该年。": "{n} running deadlines reach into that year.",
+    "录入 {year} 年安排": "Enter the {year} schedule",
+    "年份，如 {year}": "Year, e.g. {year}",
+    "查看某一年": "Show a year",
+    "年份": "Year",
+    "放假": "Days off",
+    "调休上班": "Adjusted working days",
+    "暂定期限": "Provisional deadlines",
+    "今年": "this year",
+    "正式": "Official",
+    "系统载入": "seeded",
+    "管理员录入": "entered by an administrator",
+    "暂定": "Provisional",
+    "{n} 天": "{n} days",
+    "{n} 个": "{n}",
+    "暂定规则": "provisional rules",
+    "录入": "Enter",
+    "更正": "Correct",
+    "“暂定期限”是进行中流程里按暂定日历计算、计数区间涉及该年的工作日期限个数。": (
+        "“Provisional deadlines”: working-day deadlines of running processes computed on the provisional "
+        "calendar whose counting period touches the year."
+    ),
+    "{year} 年节假日安排": "Holiday schedule {year}",
+    "正式安排": "Official schedule",
+    "录入正式安排": "Enter the official schedule",
+    "更正安排": "Correct the schedule",
+    (
+        "暂定：尚未录入国务院办公厅通知，以下按暂定规则推算（周末、固定日期节日、农历节日与清明），"
+        "不含调休上班日。据此计算的期限只会偏晚、不会偏早，录入正式安排后自动重新计算。"
+    ): (
+        "Provisional: the State Council notice has not been entered. The days below follow the provisional "
+        "rules (weekends, fixed-date festivals, lunar festivals and Qingming), without adjusted "
+        "working days. "
+        "Deadlines computed on them can only be later, never earlier, and are recomputed once the official "
+        "schedule is entered."
+    ),
+    "暂定日历不含调休上班日": "the provisional calendar has no adjusted working days",
+    "放假安排": "Holidays",
+    "{first} 至 {last}": "{first} to {last}",
+    "（{n} 天）": "({n} days)",
+    "没有放假日期": "No days off",
+    "逐月安排": "Month by month",
+    "休": "Off",
+    "班": "Work",
+    "调休上班（星期六或星期日）": "adjusted working day (a Saturday or Sunday)",
+    "尚未正式公布": "not yet official",
+    "本月无放假或调休": "No days off or adjusted working days this month",
+    "返回节假日日历": "Back to the holiday calendar",
+    "录入 {year} 年节假日安排": "Enter the {year} holiday schedule",
+    "已按暂定规则预填放假日期，请对照国务院办公厅通知逐项核对；暂定日历没有调休上班日，请按通知补充。": (
+        "The days off are pre-filled from the provisional rules: check each against the State Council "
+        "notice, and add its adjusted working days (the provisional calendar has none)."
+    ),
+    "已预填现有的正式安排（来源：{source}），请按通知更正。": (
+        "Pre-filled with the current official schedule (source: {source}); correct it from the notice."
+    ),
+    (
+        "整段放假填第一天和最后一天（含周末）；只放一天时最后一天可不填。不需要的行清空即可。保存后"
+        "，涉及 {year} 年的工作日期限将按新安排重新计算。"
+    ): (
+        "For each break enter its first and last day (weekends included); for a single day the last day "
+        "may stay empty. Clear a row to drop it. Saving recomputes the working-day deadlines touching {year}."
+    ),
+    "通知": "Notice",
+    "通知文号": "Notice reference",
+    "国办发明电〔{y}〕7号": "国办发明电〔{y}〕7号",
+    "国务院办公厅关于 {year} 年部分节假日安排的通知的文号，记录在日历中备查。": (
+        "The reference number of the State Council notice on the {year} holidays, kept with the calendar."
+    ),
+    "放假第 {n} 段": "Break {n}",
+    "节日名称": "Festival",
+    "如 春节": "e.g. 春节",
+    "第一天": "First day",
+    "最后一天": "Last day",
+    "通知中“某月某日（星期六或星期日）上班”的日期，名称填所调休的节日。": (
+        "The Saturdays or Sundays the notice makes working days, with the festival they make up for."
+    ),
+    "调休上班第 {n} 天": "Adjusted working day {n}",
+    "日期": "Date",
+    "调休的节日": "For festival",
+    "{year} 年已有正式安排（来源：{source}），确认用以上内容替换": (
+        "{year} already has an official schedule (source: {source}); replace it with the above"
+    ),
+    "保存并重新计算期限": "Save and recompute deadlines",
+    "{year} 年节假日安排已录入": "Holiday schedule {year} entered",
+    "期限已重新计算并调整": "deadlines recomputed and moved",
+    "期限日期不变，不再暂定": "deadlines unchanged, no longer provisional",
+    "没有需要调整的期限。": "No deadline had to move.",
+    "已调整的期限同步更新了待办事项的到期时间和提醒、逾期定时器，并在各隐患的事件记录中留痕。": (
+        "Moved deadlines also moved their tasks' due times and reminder and overdue timers, and are "
+        "recorded in each hazard's event log."
+    ),
+    "查看 {year} 年安排": "Show the {year} schedule",
+    "年份须在 {first}–{last} 之间": "The year must be between {first} and {last}",
+    "{year} 年 12 月": "December {year}",
+    "{month} 月": "Month {month}",
+    "行数过多（上限 {n} 行）": "Too many rows (at most {n})",
+    "请填写放假第一天": "Enter the first day off",
+    "请填写调休上班日期": "Enter the date of the adjusted working day",
+    "请填写通知文号，例如 国办发明电〔{y}〕7号": "Enter the notice reference, e.g. 国办发明电〔{y}〕7号",
+    "不能超过 300 个字符": "At most 300 characters",
+    "{year} 年已有正式安排，请勾选确认后再替换": (
+        "{year} already has an official schedule: tick the confirmation to replace it"
+    ),
+    "{year} 年节假日安排已录入：放假 {off} 天，调休上班 {work} 天，{changed} 天工作日状态改变": (
+        "Holiday schedule {year} entered: {off} days off, {work} adjusted working days; "
+        "{changed} days changed between working day and day off"
+    ),
+    "星期一": "Monday",
+    "星期二": "Tuesday",
+    "星期三": "Wednesday",
+    "星期四": "Thursday",
+    "星期五": "Friday",
+    "星期六": "Saturday",
+    "星期日": "Sunday",
+    "挂牌督办流程图": "Listing supervision diagram",
+    "督办梯度未发文（补发时只发最高一级等）": "Escalation rung not issued (catch-up sends only the highest)",
+    "同一部位隐患复发": "Recurrence at the same location",
+    "启动挂牌督办流程": "Listing supervision started",
+    "挂牌督办流程结束": "Listing supervision finished",
+    "摘牌": "Delisted",
+    "挂牌督办期限同步": "Listing deadline synchronised",
+    "前次隐患": "Previous hazard",
+    "督办中": "Under listed supervision",
+    "督办办理中": "Supervision in progress",
+    "督办流程已结束": "Supervision track finished",
+    "暂缓督办至（补录）": "Suppress escalation until (back-filled)",
+    "补录已逾期的存量隐患时，可在此日期前暂不发出督办文书；到期后只发出当时应发的最高一级。": (
+        "For back-filled overdue hazards: no escalation notice before this date; then only the highest "
+        "rung due at that time is issued."
+    ),
     "办理记录": "Timeline",
     "表单": "Forms",
     "附件": "Attachments",
@@ -468,11 +614,64 @@ EN: dict[str, str] = {
     "尚无附件。": "No attachments yet.",
     "上传整改前照片": "Upload before photos",
     "JPEG、PNG 或 WebP 照片，一次最多 {n} 张。": "JPEG, PNG or WebP photos, at most {n} at a time.",
-    "提醒敦促函、函告、通报等文书登记功能建设中；以下为到期提醒、逾期和升级督办记录。": (
-        "Registering notices (reminder letters, letters, circulars) is being built; "
-        "these are the reminders, overdue marks and escalations so far."
+    # 督办文书 (web/pages/notices.py, web/templates/notices/, the hazard page's notices section)
+    "尚未签发督办文书。": "No notices issued yet.",
+    "签发督办文书": "Notice issued",
+    "签收督办文书": "Notice acknowledged",
+    "书面回复督办文书": "Notice answered",
+    "办结督办文书": "Notice closed",
+    "没有符合条件的督办文书。": "No notices match.",
+    "文号": "Document number",
+    "标题": "Title",
+    "文书种类": "Kind",
+    "签发机关": "Issued by",
+    "签发时间": "Issued at",
+    "应发": "Due",
+    "应发时间": "Due at",
+    "回复期限": "Response due",
+    "年度": "Year",
+    "主送": "Addressed to",
+    "文书信息": "Notice",
+    "文书正文": "Text",
+    "打印": "Print",
+    "下载 PDF": "Download PDF",
+    "约谈时间": "Meeting at",
+    "约谈地点": "Meeting place",
+    "签收": "Acknowledge",
+    "签收时间": "Acknowledged at",
+    "书面回复": "Written response",
+    "回复时间": "Responded at",
+    "回复内容": "Response",
+    "提交回复": "Submit response",
+    "办结": "Close",
+    "办结时间": "Closed at",
+    "办结说明": "Closing note",
+    "已签发": "Issued",
+    "已签收": "Acknowledged",
+    "已回复": "Responded",
+    "已办结": "Closed",
+    "已签收督办文书 {number}": "Acknowledged notice {number}",
+    "已书面回复督办文书 {number}": "Responded to notice {number}",
+    "已办结督办文书 {number}": "Closed notice {number}",
+    "签收表示已收到本文书，签收后请在回复期限内书面回复整改情况。": (
+        "Acknowledging confirms receipt; then respond in writing before the response deadline."
     ),
-    "尚无提醒或升级督办记录。": "No reminders or escalations yet.",
+    "写明整改措施、进展和完成时间。": "State the measures, the progress and when the work will be done.",
+    "企业尚未书面回复的，须说明办结理由。": "Closing an unanswered notice needs a reason.",
+    "PDF 生成服务暂不可用（服务器未安装或无法启动 Chromium），请使用打印页面打印或另存为 PDF。": (
+        "PDF generation is unavailable (Chromium is not installed or does not start); "
+        "print the print page or save it as PDF from the browser."
+    ),
+    "提醒敦促函": "Reminder letter",
+    "督办函（函告）": "Supervision letter",
+    "约谈通知书": "Summons to an interview",
+    "曝光公告": "Public exposure notice",
+    "挂牌督办通知书": "Listed-supervision notice",
+    "挂牌督办公告": "Listed-supervision announcement",
+    "摘牌通知书": "Delisting notice",
+    "摘牌公告": "Delisting announcement",
+    "提请上级政府督办函": "Referral to the higher government",
+    "移送追责函（参照事故调查处理）": "Referral for accountability",
     "挂账整改": "Listed rectification",
     "是否逾期": "Overdue",
     "挂牌级别": "Listing level",
@@ -635,6 +834,11 @@ EN: dict[str, str] = {
     "最后错误": "Last error",
     "重试": "Retry",
     "没有故障事件，定时任务运行正常。": "No incidents: timers are running normally.",
+    "定时任务": "Timer job",
+    "发生时间": "Occurred at",
+    "最近已重试": "Recently retried",
+    "重试时间": "Retried at",
+    "定时任务状态": "Job state",
     "用户名或姓名": "Username or name",
     "搜索用户": "Search users",
     "无角色": "no role",
@@ -658,6 +862,38 @@ EN: dict[str, str] = {
     "已添加企业 {name}": "Added enterprise {name}",
     "已重新排队定时任务 {id}（{key}），将由后台任务在下一轮执行。": (
         "Timer job {id} ({key}) is queued again; the worker runs it at its next tick."
+    ),
+    # scheduled inspections (web/pages/inspections.py, the home dashboard)
+    "排查计划": "Inspection plans",
+    "我的排查任务": "My inspections",
+    "排查任务": "Inspection",
+    "逾期未检查": "Missed",
+    "待检查": "Due",
+    "检查情况": "Findings",
+    "发现隐患数": "Hazards found",
+    "填报": "Record",
+    "填报人": "Recorded by",
+    "周期": "Period",
+    "逾期补报": "recorded late",
+    "已逾期，仍可补报": "Missed; may still be recorded",
+    "暂无需要填报的排查任务": "No inspections to record",
+    "没有逾期未检查的排查任务": "No missed inspections",
+    "暂无已完成的排查任务": "No recorded inspections yet",
+    "各地区逾期未检查": "Missed, by region",
+    "各企业逾期未检查": "Missed, by enterprise",
+    "已填报：{title}": "Recorded: {title}",
+    "排查任务逾期未检查": "Missed inspections",
+    "主要负责人带队检查": "Principal-led inspection",
+    "网格化“四查”": "Grid inspections",
+    "按策略配置自动生成，周期随策略版本调整。": (
+        "Generated from the policy profile; cadences follow its version."
+    ),
+    "主要负责人带队检查：每季度一次，高危行业领域每月一次。": (
+        "Principal-led inspection: quarterly, monthly in high-risk sectors."
+    ),
+    "网格化“四查”：市级季检查、县级月排查、乡级周巡查、村级日排查。": (
+        "Grid inspections: quarterly by the city, monthly by the county, weekly by the township, "
+        "daily by the village."
     ),
     # sectors (demo data; other sectors show as entered)
     "危险化学品": "Hazardous chemicals",

@@ -85,8 +85,15 @@ from .hazard import HazardDepartment  # noqa: E402
 from .hazard import HazardSource  # noqa: E402
 from .hazard import HazardStatus  # noqa: E402
 from .hazard import NumberSequence  # noqa: E402
+from .incident import Incident  # noqa: E402
+from .incident import IncidentState  # noqa: E402
+from .inspection import InspectionOccurrence  # noqa: E402
+from .inspection import InspectionState  # noqa: E402
+from .instance import InstanceKind  # noqa: E402
 from .instance import InstanceStatus  # noqa: E402
 from .instance import ProcessInstance  # noqa: E402
+from .notice import Notice  # noqa: E402
+from .notice import NoticeStatus  # noqa: E402
 from .org import Department  # noqa: E402
 from .org import DepartmentSector  # noqa: E402
 from .org import Enterprise  # noqa: E402
@@ -133,9 +140,16 @@ __all__ = [
     "HazardSource",
     "HazardStatus",
     "InAppNotification",
+    "Incident",
+    "IncidentState",
+    "InspectionOccurrence",
+    "InspectionState",
+    "InstanceKind",
     "InstanceStatus",
     "LoginAttempt",
     "Membership",
+    "Notice",
+    "NoticeStatus",
     "NumberSequence",
     "OutboxMessage",
     "OutboxState",

@@ -148,6 +148,8 @@ class Hazard(Base):
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     #: 挂牌督办 level (e.g. 1=省级 … 3=县级) when listed; None when not listed.
     listed_level: Mapped[int | None] = mapped_column(Integer)
+    #: imported hazards with past deadlines: no escalation notice before this instant (DESIGN §6)
+    escalation_suppressed_until: Mapped[datetime.datetime | None]
     failed_verifications: Mapped[int] = mapped_column(Integer, default=0)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     rectified_late: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -6,6 +6,7 @@ import datetime
 import enum
 
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import LargeBinary
 from sqlalchemy import String
@@ -24,12 +25,21 @@ class InstanceStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class InstanceKind(enum.StrEnum):
+    """A hazard's rectification loop, and its 挂牌督办 track (processes/supervision.bpmn)."""
+
+    LOOP = "loop"
+    SUPERVISION = "supervision"
+
+
 class ProcessInstance(Base):
     __tablename__ = "process_instance"
+    __table_args__ = (Index("ix_process_instance_hazard_kind", "hazard_id", "kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     hazard_id: Mapped[int] = mapped_column(ForeignKey("hazard.id"), index=True)
     definition_version_id: Mapped[int] = mapped_column(ForeignKey("definition_version.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default=InstanceKind.LOOP.value, server_default="loop")
     status: Mapped[str] = mapped_column(String(32), default=InstanceStatus.RUNNING.value)
     #: zlib-compressed JSON of the workflow with ``spec``/``subprocess_specs`` stripped.
     state: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,4 +1,10 @@
-"""TimerJob: one per waiting timer, with its absolute due time and lease fields (DESIGN §6)."""
+"""TimerJob: one per waiting timer, with its absolute due time and lease fields (DESIGN §6).
+
+A job stays ``waiting`` while a worker holds it: the lease is ``lock_owner`` + ``lock_expires_at``
+(the runtime's projection only knows waiting jobs, and marks the one it fires ``fired``). A job
+is claimable when it is waiting, due, past its backoff (``available_at``) and not leased, or its
+lease expired (see :mod:`engine.scheduler`).
+"""
 
 from __future__ import annotations
 
@@ -41,5 +47,7 @@ class TimerJob(Base):
     lock_owner: Mapped[str | None] = mapped_column(String(100))
     lock_expires_at: Mapped[datetime.datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: not claimed before this instant (the backoff after a failed attempt); None: as soon as due.
+    available_at: Mapped[datetime.datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     fired_at: Mapped[datetime.datetime | None]

@@ -27,6 +27,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from engine import bpmn
+from engine import calendar as working_calendar
 from engine import definitions
 from engine import expressions
 from engine.clock import FixedClock
@@ -218,25 +219,40 @@ RECTIFY_OPEN = '<bpmn:userTask id="rectify" name="限期整改">\n      <bpmn:ex
         ),
         pytest.param(
             mutate('serviceTaskOperator id="escalate"', 'serviceTaskOperator id="os_system"'),
-            "escalate_rejects",
+            "rectify_remind_notice",
             "未注册的服务任务处理器 'os_system'",
             id="unknown-handler",
         ),
         pytest.param(
-            mutate('parameter id="reason" type="str"', 'parameter id="why" type="str"'),
+            mutate(
+                'parameter id="trigger" type="str" value="&quot;failed_verifications&quot;"',
+                'parameter id="why" type="str" value="&quot;failed_verifications&quot;"',
+            ),
             "escalate_rejects",
-            "的参数应为 ['reason']",
+            "的参数应为 ['rung', 'trigger']",
             id="wrong-handler-params",
         ),
         pytest.param(
             mutate(
-                '<spiffworkflow:parameter id="reason" type="str" value="&quot;repeated_rejects&quot;" />',
-                '<spiffworkflow:parameter id="reason" type="str" value="&quot;repeated_rejects&quot;" />'
+                'value="&quot;failed_verifications&quot;" />',
+                'value="&quot;failed_verifications&quot;" />'
                 '<spiffworkflow:parameter id="command" type="str" value="&quot;rm&quot;" />',
             ),
             "escalate_rejects",
-            "的参数应为 ['reason']",
+            "的参数应为 ['rung', 'trigger']",
             id="extra-handler-param",
+        ),
+        pytest.param(
+            mutate('value="&quot;circular&quot;"', 'value="&quot;mayor&quot;"'),
+            "rectify_circular_notice",
+            "参数 rung 的值 'mayor' 不在允许范围内",
+            id="unknown-escalation-rung",
+        ),
+        pytest.param(
+            mutate('value="&quot;overdue&quot;"', 'value="handling"'),
+            "rectify_letter_notice",
+            "参数 trigger 必须是字符串常量",
+            id="escalation-trigger-not-a-literal",
         ),
         pytest.param(
             mutate('resultVariable="review_due_at"', 'resultVariable=""'),
@@ -245,14 +261,12 @@ RECTIFY_OPEN = '<bpmn:userTask id="rectify" name="限期整改">\n      <bpmn:ex
             id="missing-result-variable",
         ),
         pytest.param(
-            mutate(
-                '<spiffworkflow:serviceTaskOperator id="escalate" resultVariable="">',
-                '<spiffworkflow:serviceTaskOperatorX id="escalate" resultVariable="">',
-            ).replace(
-                b"</spiffworkflow:serviceTaskOperator>\n      </bpmn:extensionElements>\n"
-                b"      <bpmn:incoming>flow_cap_reached",
-                b"</spiffworkflow:serviceTaskOperatorX>\n      </bpmn:extensionElements>\n"
-                b"      <bpmn:incoming>flow_cap_reached",
+            replace_element(
+                "serviceTask",
+                "escalate_rejects",
+                '<bpmn:serviceTask id="escalate_rejects" name="无处理器">'
+                "<bpmn:incoming>flow_cap_reached</bpmn:incoming>"
+                "<bpmn:outgoing>flow_escalated</bpmn:outgoing></bpmn:serviceTask>",
             ),
             "escalate_rejects",
             "serviceTaskOperator",
@@ -378,15 +392,18 @@ def _place_condition(expression: str) -> tuple[bytes, str]:
 
 
 def _place_timer(expression: str) -> tuple[bytes, str]:
-    old = '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">days_before(deadline_at, 3)'
+    old = (
+        '<bpmn:timeDate xsi:type="bpmn:tFormalExpression">'
+        'ladder_time(ladder, "urge_before", deadline_at, escalation_not_before)'
+    )
     new = f'<bpmn:timeDate xsi:type="bpmn:tFormalExpression">{escape(expression)}'
     return mutate(old, new), "rectify_remind_timer"
 
 
 def _place_service_parameter(expression: str) -> tuple[bytes, str]:
-    old = 'id="reason" type="str" value="&quot;repeated_rejects&quot;"'
-    new = f'id="reason" type="str" value="{escape(expression, {chr(34): "&quot;"})}"'
-    return mutate(old, new), "escalate_rejects"
+    old = 'id="days" type="int" value="10"'
+    new = f'id="days" type="int" value="{escape(expression, {chr(34): "&quot;"})}"'
+    return mutate(old, new), "set_review_due"
 
 
 PLACES = {
@@ -430,6 +447,19 @@ START_DATA = {
     "deadline_at": None,
     "decision": None,
     "verified": None,
+    # what the runtime pins at start from the national profile (engine.runtime._ladder_data)
+    "ladder": {
+        "urge_before": [-3, "calendar_days"],
+        "urge_due": [0, "working_days"],
+        "urge_no_progress": [15, "calendar_days"],
+        "letter": [3, "working_days"],
+        "circular": [10, "working_days"],
+        "interview": [20, "working_days"],
+        "exposure": [30, "working_days"],
+        "listing": [60, "working_days"],
+    },
+    "last_progress_at": "2026-11-23T01:00:00+00:00",
+    "escalation_not_before": None,
 }
 
 
@@ -490,9 +520,7 @@ def test_nothing_runs_when_the_gate_is_bypassed(tmp_path):
         workflow.do_engine_steps()
         _complete(workflow, "assign_plan", deadline_at=DEADLINE)
         _complete(workflow, "rectify")
-        _refused_at_run_time(
-            lambda wf=workflow: _complete(wf, "verify", decision="reject", failed_verifications=3)
-        )
+        _refused_at_run_time(lambda wf=workflow: _complete(wf, "verify", decision="pass"))
     assert not marker.exists()
 
 
@@ -569,6 +597,11 @@ CONDITION_CASES = {
     'handling == "immediate"': [({"handling": "immediate"}, True), ({"handling": "deadline"}, False)],
     'decision == "pass"': [({"decision": "pass"}, True), ({"decision": "reject"}, False)],
     'verified == "pass"': [({"verified": "pass"}, True), ({"verified": "fail"}, False)],
+    'listing_reason == "registration"': [
+        ({"listing_reason": "registration"}, True),
+        ({"listing_reason": "overdue"}, False),
+    ],
+    'decision == "approve"': [({"decision": "approve"}, True), ({"decision": "reject"}, False)],
     "failed_verifications >= max_rejects": [
         ({"failed_verifications": 3}, True),
         ({"failed_verifications": 4}, True),
@@ -576,14 +609,62 @@ CONDITION_CASES = {
         ({"failed_verifications": 0}, False),
     ],
 }
+
+
 #: expected due time (UTC) of each shipped timer expression with the representative data
+def _rung_at(working_days: int) -> str:
+    """09:00 Shanghai of the n-th working day after the deadline's day (computed without ladder_time)."""
+    cal = working_calendar.current_calendar()
+    day = cal.add_working_days(dt.date(2026, 12, 10), working_days)
+    return dt.datetime.combine(day, dt.time(1, 0), tzinfo=dt.UTC).isoformat()
+
+
+def _ladder(rung: str, base: str = "deadline_at") -> str:
+    return f'ladder_time(ladder, "{rung}", {base}, escalation_not_before)'
+
+
+SUPERVISION_DUE = {
+    "filing_due_at": "2026-11-26T15:59:59+00:00",
+    "announce_due_at": "2026-11-30T15:59:59+00:00",
+    "listing_expires_at": "2027-11-23T15:59:59+00:00",
+    "acceptance_due_at": "2026-12-20T15:59:59+00:00",
+    "delist_due_at": "2026-12-27T15:59:59+00:00",
+}
 TIMER_CASES = {
     "deadline_at": "2026-12-10T15:59:59+00:00",
-    "days_before(deadline_at, 3)": "2026-12-07T15:59:59+00:00",
+    _ladder("urge_before"): "2026-12-07T01:00:00+00:00",  # 3 days before, 09:00 Shanghai
+    _ladder("urge_due"): "2026-12-10T01:00:00+00:00",  # 09:00 on the deadline day
+    _ladder("urge_no_progress", "last_progress_at"): "2026-12-08T01:00:00+00:00",
+    _ladder("letter"): "2026-12-15T01:00:00+00:00",
+    _ladder("circular"): "2026-12-24T01:00:00+00:00",
+    _ladder("interview"): _rung_at(20),
+    _ladder("exposure"): _rung_at(30),
+    _ladder("listing"): _rung_at(60),
     "review_due_at": "2026-12-20T01:00:00+00:00",
     "days_before(review_due_at, 2)": "2026-12-18T01:00:00+00:00",
+    **SUPERVISION_DUE,
 }
-REPRESENTATIVE = {**START_DATA, "deadline_at": DEADLINE, "review_due_at": REVIEW_DUE}
+#: the runtime-owned variables a timer may read (a form can never set them)
+TIMER_VARIABLES = {"deadline_at", "review_due_at", "ladder", "last_progress_at", "escalation_not_before"}
+#: policy values the supervision track pins (engine.runtime.SUPERVISION_POLICY_VALUES)
+PINNED_POLICY = {
+    "policy_listing_filing": 3,
+    "policy_listing_filing_unit": "working_days",
+    "policy_listing_announcement": 5,
+    "policy_listing_announcement_unit": "working_days",
+    "policy_closure_review": 10,
+    "policy_closure_review_unit": "calendar_days",
+    "policy_delisting_announcement": 5,
+    "policy_delisting_announcement_unit": "working_days",
+}
+REPRESENTATIVE = {
+    **START_DATA,
+    "deadline_at": DEADLINE,
+    "review_due_at": REVIEW_DUE,
+    **SUPERVISION_DUE,
+    **PINNED_POLICY,
+    "listing_reason": "overdue",
+}
 
 
 def _shipped(kind: str) -> Iterator[tuple[str, str, str, object]]:
@@ -632,14 +713,17 @@ def test_shipped_timer_expression_evaluates_to_an_aware_instant(filename, elemen
     assert due.utcoffset() is not None
     assert due == dt.datetime.fromisoformat(TIMER_CASES[expression])
     # the timer reads only routing variables the runtime owns (a form cannot set them)
-    assert expressions.names_used(expression) <= {"deadline_at", "review_due_at"}
+    assert expressions.names_used(expression) <= TIMER_VARIABLES | set(SUPERVISION_DUE)
 
 
 @pytest.mark.parametrize(("filename", "element", "expression", "param"), list(_shipped("parameter")))
 def test_shipped_service_parameter_evaluates_to_its_declared_type(filename, element, expression, param):
     handler, name, declared = param
     value = expressions.evaluate(expression, REPRESENTATIVE)
-    assert value == ast.literal_eval(expression)  # shipped parameters are literals
+    if expression in PINNED_POLICY:  # a policy value pinned at start, or …
+        assert value == PINNED_POLICY[expression]
+    else:  # … a literal
+        assert value == ast.literal_eval(expression)
     assert isinstance(value, HANDLERS[handler].params[name])
     assert type(value).__name__ == declared
 

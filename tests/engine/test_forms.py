@@ -36,6 +36,13 @@ SHIPPED_KEYS = {
     "progress_update",
     "extension_request",
     "extension_decision",
+    # the 挂牌督办 track (processes/supervision.bpmn)
+    "listing_decision",
+    "listing_filing",
+    "listing_announcement",
+    "delisting_application",
+    "onsite_acceptance",
+    "delisting",
 }
 
 #: A valid complete submission for every shipped form.
@@ -91,6 +98,16 @@ GOOD_SUBMISSIONS: dict[str, dict[str, object]] = {
     "progress_update": {"progress_percent": 60, "note": "主体完工"},
     "extension_request": {"requested_due_date": "2025-04-30", "reason": "设备供货延迟"},
     "extension_decision": {"decision": "approve", "opinion": "同意延期一个月"},
+    "listing_decision": {"decision": "approve", "opinion": "久拖不改，予以挂牌督办"},
+    "listing_filing": {
+        "filed_with": "宣城市安委办",
+        "filing_number": "宣安备〔2026〕8号",
+        "filed_on": "2026-11-24",
+    },
+    "listing_announcement": {"channel": "县人民政府网站", "published_on": "2026-11-25"},
+    "delisting_application": {"summary": "已按治理方案完成整改", "principal_signature": "王建国"},
+    "onsite_acceptance": {"decision": "pass", "opinion": "验收合格", "verifier_signature": "吴刚"},
+    "delisting": {"channel": "县人民政府网站", "opinion": "同意摘牌"},
 }
 
 

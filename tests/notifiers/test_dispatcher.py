@@ -105,7 +105,8 @@ def test_messages_wait_while_servers_are_down_and_arrive_once_when_up(
     add_contacts(driver, http_sink)
     hid = drive_to_closure(driver)
     rows = outbox(sessions, hazard_id=hid)
-    assert {r.kind for r in rows} == {"task_created", "reminder", "overdue", "closed"}
+    # the 提醒敦促函 of the deadline day is a notice as well as a reminder
+    assert {r.kind for r in rows} == {"task_created", "reminder", "overdue", "notice_issued", "closed"}
     by_channel = Counter(r.channel for r in rows)
     assert by_channel["email"] and by_channel["webhook"] and by_channel["sms"] and by_channel["inapp"]
     assert len({r.idempotency_key for r in rows}) == len(rows)
@@ -180,8 +181,15 @@ def test_messages_wait_while_servers_are_down_and_arrive_once_when_up(
         assert request.method == "GET"
         assert request.query["id"] == request.headers["idempotency-key"]
     by_mobile = Counter(q.query["to"] for q in sms_requests)
-    # zhang_rectifier (rectify task, reminder, overdue) and chen_safety, who left all channels on
-    assert set(by_mobile) == {"13800000001", "13800000002"} and by_mobile["13800000002"] == 3
+    # zhang_rectifier (rectify task, reminder, overdue, the notice) and chen_safety, who left all
+    # channels on; each message once
+    assert set(by_mobile) == {"13800000001", "13800000002"} and by_mobile["13800000002"] == 4
+    assert sorted(r.kind for r in texts if r.recipient_address == "13800000002") == [
+        "notice_issued",
+        "overdue",
+        "reminder",
+        "task_created",
+    ]
     assert {q.query["id"] for q in sms_requests} == {r.idempotency_key for r in texts}
     assert any("逾期" in q.query["msg"] for q in sms_requests)
 

@@ -125,10 +125,26 @@ def test_escalation_notifies_the_principal_and_the_lead_reviewers(driver):
         form = {"summary": "已整改", "after_photos": [photo], "completed_on": "2026-11-24"}
         driver.complete(hid, "rectify", "zhang_rectifier", form)
         driver.complete(hid, "verify", "chen_safety", VERIFY_REJECT)
-    assert driver.hazard(hid).escalation_level == 1
-    assert recipients(driver, hid, "escalated") == ["wang_principal", "wu_reviewer"]
-    [row, _] = rows(driver.sessions, hid, kind="escalated")
-    assert row.payload["level"] == 1 and row.payload["reason"] == "repeated_rejects"
+    # the reject cap summons the principal (约谈, L3): the escalation is announced once, by its
+    # notice, to the enterprise's side (principal included) and the lead department's reviewers
+    assert driver.hazard(hid).escalation_level == 3
+    assert recipients(driver, hid, "escalated") == []
+    notified = ["chen_safety", "liu_rectifier", "wang_principal", "wu_reviewer", "zhang_rectifier"]
+    assert recipients(driver, hid, "notice_issued") == notified
+    row = next(
+        r
+        for r in rows(driver.sessions, hid, kind="notice_issued")
+        if r.recipient_user_id == driver.world.users["wang_principal"].id
+    )
+    assert row.payload["kind"] == "interview" and row.payload["escalation_level"] == 3
+    assert "约谈" in row.payload["notice_title"] and row.payload["notice_number"]
+    # a fourth round at the cap is superseded: nobody is notified again
+    photo = driver.upload(hid, b"after-3")
+    form = {"summary": "已整改", "after_photos": [photo], "completed_on": "2026-11-24"}
+    driver.complete(hid, "rectify", "zhang_rectifier", form)
+    driver.complete(hid, "verify", "chen_safety", VERIFY_REJECT)
+    assert recipients(driver, hid, "notice_issued") == notified
+    assert recipients(driver, hid, "escalated") == []
 
 
 def test_closure_notifies_safety_officers_and_principals(driver):

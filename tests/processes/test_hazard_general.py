@@ -8,14 +8,56 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from engine import calendar
 from engine.errors import Forbidden
 from engine.errors import InvalidInput
+from engine.models import Event
+from engine.models import Notice
 from engine.models import TaskSubmission
 from engine.models import TimerJob
 from tests.driver import Driver
 from tests.factories import plan_form
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+#: the escalation ladder's boundary timers on rectify (``rectify_*``) / govern (``govern_*``)
+LADDER_TIMERS = (
+    "remind",
+    "overdue",
+    "urge_due",
+    "no_progress",
+    "letter",
+    "circular",
+    "interview",
+    "exposure",
+    "listing",
+)
+#: the national ladder's overdue rungs, in working days after the deadline (processes/policies/national.json)
+OVERDUE_WORKING_DAYS = {"letter": 3, "circular": 10, "interview": 20, "exposure": 30, "listing": 60}
+
+
+def ladder_keys(prefix: str = "rectify") -> set[str]:
+    return {f"{prefix}_{name}" for name in LADDER_TIMERS}
+
+
+def nine_am(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(9, 0), tzinfo=SHANGHAI).astimezone(dt.UTC)
+
+
+def ladder_due(deadline: dt.datetime, last_progress: dt.datetime, prefix: str = "rectify") -> dict:
+    """When each ladder timer of a task due at ``deadline`` falls due under the national profile
+    (computed independently of the engine): 提醒敦促 09:00 three calendar days before the deadline
+    day, on the deadline day and 15 calendar days after the last progress; the overdue mark at the
+    deadline itself; the overdue rungs at 09:00 of the n-th working day after the deadline day."""
+    due_day = deadline.astimezone(SHANGHAI).date()
+    cal = calendar.current_calendar()
+    times = {
+        "remind": nine_am(due_day - dt.timedelta(days=3)),
+        "overdue": deadline,
+        "urge_due": nine_am(due_day),
+        "no_progress": nine_am(last_progress.astimezone(SHANGHAI).date() + dt.timedelta(days=15)),
+    } | {rung: nine_am(cal.add_working_days(due_day, n)) for rung, n in OVERDUE_WORKING_DAYS.items()}
+    return {f"{prefix}_{name}": at for name, at in times.items()}
 
 
 @pytest.fixture(params=[False, True], ids=["direct", "round_trip"])
@@ -50,7 +92,8 @@ def test_deadline_path_closes_after_departmental_review(driver):
     assert driver.open_keys(hid) == ["rectify"]
     with driver.sessions() as s:
         jobs = s.scalars(select(TimerJob).where(TimerJob.hazard_id == hid, TimerJob.state == "waiting")).all()
-        assert sorted(j.timer_key for j in jobs) == ["rectify_overdue", "rectify_remind"]
+        assert {j.timer_key for j in jobs} == ladder_keys()
+        assert {j.timer_key: j.due_at for j in jobs} == ladder_due(hazard.deadline, START)
         assert {j.timer_key: j.due_at for j in jobs}["rectify_overdue"] == hazard.deadline
     driver.complete(hid, "rectify", "zhang_rectifier", rectify_form(driver, hid))
     assert driver.hazard(hid).status == "verifying"
@@ -92,8 +135,22 @@ def test_reject_loop_keeps_history_and_escalates_at_cap(driver):
         assert driver.open_keys(hid) == ["rectify"]
         assert driver.hazard(hid).failed_verifications == round_no
     hazard = driver.hazard(hid)
-    assert hazard.escalation_level == 2  # rounds 3 and 4 reached the cap of 3
+    # round 3 reached the cap of 3: the profile maps failed verifications to the 约谈 rung (L3), once
+    # per loop; round 4 at the cap adds nothing (the rung was issued already: not even a skip record)
+    assert hazard.escalation_level == 3
     with driver.sessions() as s:
+        notices = s.scalars(select(Notice).where(Notice.hazard_id == hid)).all()
+        assert [(n.rung, n.trigger, n.level) for n in notices] == [("interview", "failed_verifications", 3)]
+        escalated = s.scalars(
+            select(Event.payload).where(Event.hazard_id == hid, Event.action == "escalated")
+        ).all()
+        assert [(e["rung"], e["level"], e["notice_id"]) for e in escalated] == [
+            ("interview", 3, notices[0].id)
+        ]
+        skipped = s.scalars(
+            select(Event.payload).where(Event.hazard_id == hid, Event.action == "escalation_skipped")
+        ).all()
+        assert skipped == []
         assert s.scalar(select(TaskSubmission.id).where(TaskSubmission.form_key == "verify").limit(1))
         assert len(s.scalars(select(TaskSubmission).where(TaskSubmission.hazard_id == hid)).all()) == 9
 
@@ -136,6 +193,8 @@ def test_late_completion_fires_the_due_timer_first_and_is_marked_late(driver):
         driver.complete(hid, "rectify", "zhang_rectifier", form)
         actions = driver.actions(hid)
     assert actions.count("overdue") == 1 and actions.count("reminder") == 1
+    # 提醒敦促 before and on the deadline fell due together: only the later one was issued (catch-up)
+    assert actions.count("escalated") == 1 and actions.count("escalation_skipped") == 1
     assert actions.index("overdue") < actions.index("task_completed", actions.index("overdue") - 1)
     hazard = driver.hazard(hid)
     assert hazard.rectified_late is True
@@ -144,4 +203,9 @@ def test_late_completion_fires_the_due_timer_first_and_is_marked_late(driver):
         states = dict(
             s.execute(select(TimerJob.timer_key, TimerJob.state).where(TimerJob.hazard_id == hid)).all()
         )
-    assert states == {"rectify_remind": "fired", "rectify_overdue": "fired"}
+    # the rungs due by then fired (only the latest 提醒敦促 issued a reminder); the rest were cancelled
+    assert states == {key: "cancelled" for key in ladder_keys()} | {
+        "rectify_remind": "fired",
+        "rectify_urge_due": "fired",
+        "rectify_overdue": "fired",
+    }

@@ -21,6 +21,7 @@ from engine.events import verify_chain
 from engine.models import Event
 from engine.models import ExtensionRequest
 from engine.models import Hazard
+from engine.models import Notice
 from engine.models import ProcessInstance
 from engine.models import TaskSubmission
 from engine.models import TimerJob
@@ -32,6 +33,8 @@ from tests.processes.test_hazard_general import REVIEW_PASS
 from tests.processes.test_hazard_general import REVIEW_REJECT
 from tests.processes.test_hazard_general import VERIFY_PASS
 from tests.processes.test_hazard_general import VERIFY_REJECT
+from tests.processes.test_hazard_general import ladder_due
+from tests.processes.test_hazard_general import ladder_keys
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 DUE = dt.date(2026, 12, 10)
@@ -105,6 +108,18 @@ class ActionsDriver(Driver):
     def count(self, hazard_id, action):
         return self.actions(hazard_id).count(action)
 
+    def escalated_rungs(self, hazard_id):
+        """The rungs that fired (``escalated`` events), in order."""
+        with self.sessions() as session:
+            return [
+                p["rung"]
+                for p in session.scalars(
+                    select(Event.payload)
+                    .where(Event.hazard_id == hazard_id, Event.action == "escalated")
+                    .order_by(Event.id)
+                )
+            ]
+
 
 @pytest.fixture(params=[False, True], ids=["direct", "round_trip"])
 def driver(request, sessions, ctx, world):
@@ -138,7 +153,8 @@ def test_failed_closure_review_goes_back_to_rectify(driver):
     hazard = driver.hazard(hid)
     assert hazard.status == "rectifying" and hazard.failed_verifications == 1
     assert driver.item(hid, "rectify").due_at == DEADLINE
-    assert set(driver.jobs(hid, "waiting")) == {"rectify_remind", "rectify_overdue"}
+    assert set(driver.jobs(hid, "waiting")) == ladder_keys()
+    assert {key: due for key, (_, due) in driver.jobs(hid, "waiting").items()} == ladder_due(DEADLINE, START)
     assert driver.jobs(hid)["review_overdue"][0] == "cancelled"
     driver.close(hid)
     assert driver.hazard(hid).status == "closed"
@@ -149,7 +165,7 @@ def test_failed_closure_review_goes_back_to_rectify(driver):
 
 def test_void_cancels_work_items_and_timer_jobs(driver):
     hid = driver.planned()
-    assert set(driver.jobs(hid, "waiting")) == {"rectify_remind", "rectify_overdue"}
+    assert set(driver.jobs(hid, "waiting")) == ladder_keys()
     for reason in ("", "   "):
         with pytest.raises(InvalidInput) as err:
             driver.call(runtime.void, "wu_reviewer", hazard_id=hid, reason=reason)
@@ -163,8 +179,7 @@ def test_void_cancels_work_items_and_timer_jobs(driver):
     assert driver.open_keys(hid) == []
     assert driver.items(hid) == [("assign_plan", "completed"), ("rectify", "cancelled")]
     assert {key: state for key, (state, _) in driver.jobs(hid).items()} == {
-        "rectify_remind": "cancelled",
-        "rectify_overdue": "cancelled",
+        key: "cancelled" for key in ladder_keys()
     }
     assert [i.status for i in driver.instances(hid)] == ["cancelled"]
     actions = driver.actions(hid)
@@ -222,19 +237,20 @@ def test_reopen_closed_and_voided_hazards_starts_a_new_instance(driver):
 def test_approved_extension_moves_the_real_timer(driver):
     hid = driver.planned()
     old = {t.key: t.due_at for t in bpmn.waiting_timers(driver.workflow(hid))}
-    assert old == {"rectify_remind": DEADLINE - dt.timedelta(days=3), "rectify_overdue": DEADLINE}
+    assert old == ladder_due(DEADLINE, START)
 
     request_id = request_extension(driver, hid)
     decided = decide_extension(driver, request_id, APPROVE)
     assert decided.state == "approved"
 
     # the SpiffWorkflow timers of the reloaded workflow ...
+    # (every rung counted from the deadline moves; 15 days without progress does not depend on it)
     moved = {t.key: t.due_at for t in bpmn.waiting_timers(driver.workflow(hid))}
-    assert moved == {"rectify_remind": NEW_DEADLINE - dt.timedelta(days=3), "rectify_overdue": NEW_DEADLINE}
+    assert moved == ladder_due(NEW_DEADLINE, START)
+    assert moved["rectify_no_progress"] == old["rectify_no_progress"]
     # ... the timer_job rows, the work item and the hazard all carry the new deadline
     assert driver.jobs(hid, "waiting") == {
-        "rectify_remind": ("waiting", NEW_DEADLINE - dt.timedelta(days=3)),
-        "rectify_overdue": ("waiting", NEW_DEADLINE),
+        key: ("waiting", due) for key, due in ladder_due(NEW_DEADLINE, START).items()
     }
     assert driver.item(hid, "rectify").due_at == NEW_DEADLINE
     assert driver.hazard(hid).deadline == NEW_DEADLINE
@@ -242,26 +258,34 @@ def test_approved_extension_moves_the_real_timer(driver):
         event = s.scalars(
             select(Event).where(Event.hazard_id == hid, Event.action == "extension_approved")
         ).one()
-        assert event.payload["timers_moved"] == 2
+        assert event.payload["timers_moved"] == len(ladder_keys()) - 1  # all but rectify_no_progress
 
-    # past the OLD deadline nothing fires
+    # past the OLD deadline nothing bound to the deadline fires (only 15 days without progress)
     with time_machine.travel(DEADLINE + dt.timedelta(days=1), tick=False):
         result = timers.run_due(driver.sessions, driver.ctx)
-        assert (result.due, result.fired) == (0, 0)
+        assert (result.due, result.fired) == (1, 1)
         driver.call(runtime.update_progress, "zhang_rectifier", hazard_id=hid, form=PROGRESS)
-    assert driver.count(hid, "overdue") == 0 and driver.count(hid, "reminder") == 0
+    assert set(driver.jobs(hid, "fired")) == {"rectify_no_progress"}
+    assert driver.escalated_rungs(hid) == ["urge_no_progress"]
+    assert driver.count(hid, "overdue") == 0 and driver.count(hid, "reminder") == 1
     assert driver.hazard(hid).overdue is False
 
-    # past the NEW deadline the overdue timer fires, once
+    # past the NEW deadline the overdue timer fires, once (with one 提醒敦促: the two due together
+    # catch up to the one at the deadline)
     with time_machine.travel(NEW_DEADLINE + dt.timedelta(hours=1), tick=False):
         result = timers.run_due(driver.sessions, driver.ctx)
-        assert result.fired == 2 and result.failed == 0
+        assert result.fired == 3 and result.failed == 0
         assert timers.run_due(driver.sessions, driver.ctx).due == 0
-    assert driver.count(hid, "overdue") == 1 and driver.count(hid, "reminder") == 1
+    assert driver.count(hid, "overdue") == 1 and driver.count(hid, "reminder") == 2
+    assert driver.escalated_rungs(hid) == ["urge_no_progress", "urge_due"]
     assert driver.hazard(hid).overdue is True
     assert {key: state for key, (state, _) in driver.jobs(hid).items()} == {
+        key: "waiting" for key in ladder_keys()
+    } | {
         "rectify_remind": "fired",
+        "rectify_urge_due": "fired",
         "rectify_overdue": "fired",
+        "rectify_no_progress": "fired",
     }
     assert driver.open_keys(hid) == ["rectify"]  # non-interrupting: the task stays open
 
@@ -275,11 +299,12 @@ def test_approved_extension_survives_a_rework_round(driver):
     assert driver.open_keys(hid) == ["rectify"]
     assert driver.item(hid, "rectify").due_at == NEW_DEADLINE
     assert driver.jobs(hid, "waiting") == {
-        "rectify_remind": ("waiting", NEW_DEADLINE - dt.timedelta(days=3)),
-        "rectify_overdue": ("waiting", NEW_DEADLINE),
+        key: ("waiting", due) for key, due in ladder_due(NEW_DEADLINE, START).items()
     }
+    # past the OLD deadline only the rung counted from the last progress (not the deadline) fires
     with time_machine.travel(DEADLINE + dt.timedelta(days=1), tick=False):
-        assert timers.run_due(driver.sessions, driver.ctx).due == 0
+        assert timers.run_due(driver.sessions, driver.ctx).due == 1
+    assert set(driver.jobs(hid, "fired")) == {"rectify_no_progress"}
     assert driver.count(hid, "overdue") == 0
 
 
@@ -296,7 +321,13 @@ def test_denied_extension_changes_nothing(driver):
     with pytest.raises(Conflict):  # decided once
         decide_extension(driver, request_id, APPROVE)
     with time_machine.travel(DEADLINE + dt.timedelta(minutes=1), tick=False):
-        assert timers.run_due(driver.sessions, driver.ctx).fired == 2
+        assert timers.run_due(driver.sessions, driver.ctx).fired == 4
+    assert set(driver.jobs(hid, "fired")) == {
+        "rectify_remind",
+        "rectify_no_progress",
+        "rectify_urge_due",
+        "rectify_overdue",
+    }
     assert driver.count(hid, "overdue") == 1
 
 
@@ -393,9 +424,17 @@ def test_fifty_consecutive_rejects_still_work(driver):
     assert elapsed < 30, f"50 reject rounds took {elapsed:.1f}s"
     hazard = driver.hazard(hid)
     assert hazard.failed_verifications == 50
-    # rounds 3..50 reached the reject cap (max_rejects=3); the level saturates at the top rung (L6)
-    assert driver.count(hid, "escalated") == 48
-    assert hazard.escalation_level == runtime.MAX_ESCALATION_LEVEL == 6
+    # rounds 3..50 reached the reject cap (max_rejects=3): round 3 summoned the principal (约谈, L3),
+    # once per loop; rounds 4..50 add nothing (that rung was issued already, so not even a skip record)
+    assert driver.escalated_rungs(hid) == ["interview"]
+    assert hazard.escalation_level == 3
+    with driver.sessions() as s:
+        notices = s.scalars(select(Notice).where(Notice.hazard_id == hid)).all()
+        assert [(n.rung, n.trigger) for n in notices] == [("interview", "failed_verifications")]
+        skipped = s.scalars(
+            select(Event.payload).where(Event.hazard_id == hid, Event.action == "escalation_skipped")
+        ).all()
+        assert skipped == []
     # the state still loads (and stays small) and the loop still runs
     stored = driver.instances(hid)[0].state
     assert len(stored) < 256 * 1024, f"stored state is {len(stored)} bytes"
@@ -418,7 +457,7 @@ def test_fifty_consecutive_rejects_still_work(driver):
 
 def test_run_due_fires_a_due_reminder_exactly_once(driver):
     hid = driver.planned()
-    remind_at = DEADLINE - dt.timedelta(days=3)
+    remind_at = ladder_due(DEADLINE, START)["rectify_remind"]  # 09:00, three days before the deadline
     with time_machine.travel(remind_at + dt.timedelta(minutes=5), tick=False):
         results = [timers.run_due(driver.sessions, driver.ctx) for _ in range(3)]
     assert [(r.due, r.fired, r.failed) for r in results] == [(1, 1, 0), (0, 0, 0), (0, 0, 0)]
@@ -451,7 +490,8 @@ def test_a_restarted_process_continues_where_it_stopped(committed, ctx, world, s
             assert after.hazard(hid).status == "verifying"
             after.complete(hid, "verify", "chen_safety", VERIFY_REJECT)
             assert after.open_keys(hid) == ["rectify"]
-            with time_machine.travel(DEADLINE - dt.timedelta(days=2), tick=False):
+            remind_at = ladder_due(DEADLINE, START)["rectify_remind"]
+            with time_machine.travel(remind_at + dt.timedelta(hours=1), tick=False):
                 assert timers.run_due(after.sessions, after.ctx).fired == 1  # the reminder
             after.close(hid)
             hazard = after.hazard(hid)

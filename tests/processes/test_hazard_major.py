@@ -15,6 +15,8 @@ from engine.models import TaskSubmission
 from engine.models import TimerJob
 from engine.models import WorkItem
 from tests.driver import Driver
+from tests.processes.test_hazard_general import ladder_due
+from tests.processes.test_hazard_general import ladder_keys
 
 START = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 in Shanghai
 GOVERN_DUE = dt.date(2026, 12, 31)
@@ -141,16 +143,14 @@ def test_major_loop_end_to_end(driver):
     assert driver.open_keys(hid) == ["govern"]
     assert driver.hazard(hid).status == "rectifying"
     assert driver.open_item_due(hid, "govern") == GOVERN_DEADLINE
-    assert driver.timer_jobs(hid) == {
-        "govern_remind": GOVERN_DEADLINE - dt.timedelta(days=3),
-        "govern_overdue": GOVERN_DEADLINE,
-    }
+    # the escalation ladder's rungs ride on govern, as on the general loop's rectify
+    assert driver.timer_jobs(hid) == ladder_due(GOVERN_DEADLINE, START, prefix="govern")
 
     driver.govern(hid, content=b"after-1")
     assert driver.open_keys(hid) == ["evaluate"]
     assert driver.hazard(hid).status == "evaluating"
     assert driver.timer_jobs(hid) == {}  # leaving govern cancels its timers
-    assert set(driver.timer_jobs(hid, "cancelled")) == {"govern_remind", "govern_overdue"}
+    assert set(driver.timer_jobs(hid, "cancelled")) == ladder_keys("govern")
     driver.evaluate(hid, "fail")
     assert driver.open_keys(hid) == ["govern"]  # 评估不合格: govern again
     driver.govern(hid, content=b"after-2")
@@ -178,7 +178,7 @@ def test_major_loop_end_to_end(driver):
     hazard = driver.hazard(hid)
     assert hazard.status == "rectifying" and hazard.failed_verifications == 1
     assert driver.open_item_due(hid, "govern") == GOVERN_DEADLINE
-    assert set(driver.timer_jobs(hid)) == {"govern_remind", "govern_overdue"}
+    assert driver.timer_jobs(hid) == ladder_due(GOVERN_DEADLINE, START, prefix="govern")
     driver.govern(hid, content=b"after-3")
     driver.evaluate(hid, "pass")
     second_application = START + dt.timedelta(days=3)
@@ -194,7 +194,7 @@ def test_major_loop_end_to_end(driver):
     assert driver.timer_jobs(hid) == {}
     actions = driver.actions(hid)
     assert actions[0] == "registered" and actions[-1] == "closed"
-    assert "overdue" not in actions and "reminder" not in actions
+    assert "overdue" not in actions and "reminder" not in actions and "escalated" not in actions
     with driver.sessions() as s:
         forms = list(
             s.scalars(

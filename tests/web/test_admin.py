@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 from flask import Flask
@@ -22,6 +23,7 @@ from engine.demo import DemoWorld
 from engine.models import Department
 from engine.models import DepartmentSector
 from engine.models import Enterprise
+from engine.models import Incident
 from engine.models import LoginAttempt
 from engine.models import Membership
 from engine.models import Region
@@ -399,9 +401,16 @@ def test_organisation_errors_are_422_keeping_values(
 # --- incidents -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DeadJob:
+    job_id: int
+    incident_id: int
+
+
 @pytest.fixture
-def dead_job(app: Flask, committed: sessionmaker[Session], world: DemoWorld) -> int:
-    """A hazard whose plan set a deadline; its reminder timer job made dead as the worker would."""
+def dead_job(app: Flask, committed: sessionmaker[Session], world: DemoWorld) -> DeadJob:
+    """A hazard whose plan set a deadline; its reminder timer job dead with an incident, as the
+    scheduler leaves it after the last attempt (engine/scheduler.py ``_bury``)."""
     ctx = app_state(app).ctx
     with committed.begin() as session:
         actor = world.actor(session, "chen_safety")
@@ -426,61 +435,80 @@ def dead_job(app: Flask, committed: sessionmaker[Session], world: DemoWorld) -> 
             .order_by(TimerJob.id)
         ).first()
         assert job is not None
+        error = "HandlerError: 服务任务处理器 remind 失败: SMTP 连接被拒绝"
         job.state = "dead"
         job.attempts = MAX_ATTEMPTS
-        job.last_error = "HandlerError: 服务任务处理器 remind 失败: SMTP 连接被拒绝"
-        job.lock_owner = "worker-1"
-        return job.id
+        job.last_error = error
+        incident = Incident(
+            timer_job_id=job.id,
+            instance_id=job.instance_id,
+            hazard_id=hazard_id,
+            error=error,
+            attempts=MAX_ATTEMPTS,
+            created_at=ctx.clock.now(),
+        )
+        session.add(incident)
+        session.flush()
+        return DeadJob(job.id, incident.id)
 
 
 def test_incidents_list_and_retry(
-    client: FlaskClient, login: Login, committed: sessionmaker[Session], dead_job: int, app: Flask
+    client: FlaskClient, login: Login, committed: sessionmaker[Session], dead_job: DeadJob, app: Flask
 ) -> None:
     as_user(client, login, "admin")
     page = text(client.get("/admin"))
     assert re.search(r'<span class="stat-value">1</span><span class="stat-label">待处理故障事件', page)
     page = text(client.get("/admin/incidents"))
     assert "SMTP 连接被拒绝" in page and "储罐区可燃气体报警器失效" in page
-    assert f'action="/admin/incidents/{dead_job}/retry"' in page
+    assert f'action="/admin/incidents/{dead_job.incident_id}/retry"' in page
     before = app_state(app).ctx.clock.now()
-    response = post(client, f"/admin/incidents/{dead_job}/retry")
+    response = post(client, f"/admin/incidents/{dead_job.incident_id}/retry")
     assert response.status_code == 302  # type: ignore[attr-defined]
     with committed() as session:
-        job = session.get_one(TimerJob, dead_job)
+        job = session.get_one(TimerJob, dead_job.job_id)
         assert job.state == "waiting" and job.attempts == 0 and job.lock_owner is None
-        assert before <= job.due_at <= app_state(app).ctx.clock.now()
+        assert job.available_at is not None
+        assert before <= job.available_at <= app_state(app).ctx.clock.now()
         assert job.last_error  # kept for the record until the job runs
+        incident = session.get_one(Incident, dead_job.incident_id)
+        assert incident.state == "retried" and incident.resolved_at is not None
+        assert (
+            incident.resolved_by_id == session.scalars(select(User.id).where(User.username == "admin")).one()
+        )
     page = text(client.get("/admin/incidents"))
-    assert "已重新排队定时任务" in page and "没有故障事件" in page
-    # retrying again: it is no longer an incident
-    assert post(client, f"/admin/incidents/{dead_job}/retry").status_code == 409  # type: ignore[attr-defined]
+    assert f"已重新排队定时任务 {dead_job.job_id}（rectify_remind）" in page and "没有故障事件" in page
+    assert "最近已重试" in page  # the retried incident stays listed, without a retry button
+    assert f'action="/admin/incidents/{dead_job.incident_id}/retry"' not in page
+    # retrying again: it is no longer an open incident
+    assert post(client, f"/admin/incidents/{dead_job.incident_id}/retry").status_code == 409  # type: ignore[attr-defined]
     assert post(client, "/admin/incidents/999999/retry").status_code == 404  # type: ignore[attr-defined]
 
 
 def test_a_retried_job_fires_at_the_next_run(
-    app: Flask, committed: sessionmaker[Session], dead_job: int
+    app: Flask, committed: sessionmaker[Session], dead_job: DeadJob
 ) -> None:
     from engine import admin
     from engine.timers import run_due
 
     ctx = app_state(app).ctx
     with committed.begin() as session:
-        admin.retry_incident(session, timer_job_id=dead_job, now=ctx.clock.now())
+        admin.retry_incident(session, incident_id=dead_job.incident_id, now=ctx.clock.now())
     run_due(committed, ctx)
     with committed() as session:
-        job = session.get_one(TimerJob, dead_job)
-        # SpiffWorkflow decides: the reminder is not due yet, so the job waits again for its own time
-        assert job.state == "waiting" and job.due_at > ctx.clock.now()
+        job = session.get_one(TimerJob, dead_job.job_id)
+        # the reminder is not due yet: the job waits for its own time, and nobody claimed it
+        assert job.state == "waiting" and job.due_at > ctx.clock.now() and job.lock_owner is None
 
 
 def test_incidents_need_the_admin(
-    client: FlaskClient, login: Login, dead_job: int, committed: sessionmaker[Session]
+    client: FlaskClient, login: Login, dead_job: DeadJob, committed: sessionmaker[Session]
 ) -> None:
     as_user(client, login, "wu_reviewer")
     assert client.get("/admin/incidents").status_code == 403
-    assert post(client, f"/admin/incidents/{dead_job}/retry").status_code == 403  # type: ignore[attr-defined]
+    assert post(client, f"/admin/incidents/{dead_job.incident_id}/retry").status_code == 403  # type: ignore[attr-defined]
     with committed() as session:
-        assert session.get_one(TimerJob, dead_job).state == "dead"
+        assert session.get_one(TimerJob, dead_job.job_id).state == "dead"
+        assert session.get_one(Incident, dead_job.incident_id).state == "open"
 
 
 def test_nav_shows_administration_to_admins_only(client: FlaskClient, login: Login) -> None:

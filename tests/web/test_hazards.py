@@ -561,14 +561,24 @@ def test_hazard_page_of_a_closed_and_voided_hazard(
     assert "<strong>作废</strong>" in page and "与 YH-TEST 为同一隐患，重复登记" in page
 
 
-def test_hazard_page_shows_escalations_in_the_notices_section(
+def test_hazard_page_lists_its_notices(
     client: FlaskClient,
     login: Login,
     committed: sessionmaker[Session],
     app_ctx: EngineContext,
     world: DemoWorld,
 ) -> None:
+    from .test_notices_pages import issue
+
     hazard_id = register(committed, app_ctx, world, "chen_safety")
+    as_user(client, login, "wu_reviewer")
+    page = text(client.get(f"/hazards/{hazard_id}"))
+    assert "尚未签发督办文书" in page[page.index('id="notices"') :]
+    notice_id, number = issue(committed, app_ctx, hazard_id, "letter")
+    page = text(client.get(f"/hazards/{hazard_id}"))
+    section = page[page.index('id="notices"') : page.index('id="diagram"')]
+    assert number in section and "督办函（函告）" in section and "已签发" in section
+    assert f'href="/notices/{notice_id}"' in section and f'href="/notices/{notice_id}/print"' in section
     with committed.begin() as session:
         runtime.record_violation(
             session,
@@ -578,10 +588,9 @@ def test_hazard_page_shows_escalations_in_the_notices_section(
             kind="refusal",
             note="多次督促仍拒不整改",
         )
-    as_user(client, login, "wu_reviewer")
     page = text(client.get(f"/hazards/{hazard_id}"))
-    notices = page[page.index('id="notices"') :]
-    assert "认定违法行为" in notices and "拒不整改：多次督促仍拒不整改" in notices
+    timeline = page[page.index('id="timeline"') :]
+    assert "认定违法行为" in timeline and "拒不整改：多次督促仍拒不整改" in timeline
     assert "L6 参照事故调查处理" in page
 
 

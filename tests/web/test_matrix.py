@@ -57,6 +57,7 @@ from web.session import app_state
 
 #: the tables the conftest ``committed`` fixture clears: everything a hazard brings along
 HAZARD_TABLES = (
+    "notice",
     "outbox_message",
     "in_app_notification",
     "event",

@@ -90,6 +90,8 @@ class Operation:
     auth: bool = True
     #: the 201 answer carries a ``Location`` header
     location: bool = False
+    #: the success answer's media type when it is not JSON (a PDF, say): documented as binary
+    produces: str | None = None
 
 
 #: attribute of a view function holding its :class:`Operation`
@@ -109,6 +111,7 @@ def operation(
     errors: Sequence[int] = (),
     auth: bool = True,
     location: bool = False,
+    produces: str | None = None,
 ) -> Callable[[F], F]:
     """Record the OpenAPI description of a view (put it right under the route decorator)."""
     record = Operation(
@@ -123,6 +126,7 @@ def operation(
         errors=tuple(errors),
         auth=auth,
         location=location,
+        produces=produces,
     )
 
     def decorate(view: F) -> F:
@@ -215,6 +219,7 @@ def form_fields(schema: Schema, *, ignore: Sequence[str] = ("csrf_token",)) -> d
 from . import auth_tokens  # noqa: E402, F401
 from . import definitions  # noqa: E402, F401
 from . import hazards  # noqa: E402, F401
+from . import inspections  # noqa: E402, F401
 from . import notices  # noqa: E402, F401
 from . import openapi  # noqa: E402
 from . import tasks  # noqa: E402, F401

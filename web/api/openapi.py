@@ -29,6 +29,7 @@ from . import MAX_ID
 from . import OPERATION_ATTR
 from . import Operation
 from . import bp
+from . import inspections
 from . import operation
 from . import schemas
 
@@ -59,7 +60,11 @@ TAGS = [
     {"name": "hazards", "description": "隐患登记与台账"},
     {"name": "tasks", "description": "待办任务：认领、释放、办结、上传附件"},
     {"name": "definitions", "description": "流程定义"},
-    {"name": "notices", "description": "督办提醒与升级（正式通知文书将在后续版本加入）"},
+    {
+        "name": "notices",
+        "description": "督办文书（三书一函、挂牌督办文书）：列表、正文、签收、回复、办结、PDF",
+    },
+    {"name": "inspections", "description": "排查计划：主要负责人带队检查、网格化“四查”的排查任务与填报"},
     {"name": "meta", "description": "接口文档"},
 ]
 
@@ -74,6 +79,10 @@ ERROR_RESPONSES = {
     415: ("UnsupportedMediaType", "内容类型不对（JSON 接口须为 application/json）"),
     422: ("UnprocessableEntity", "字段错误：类型、必填、枚举、未知字段、时间缺少时区等"),
     429: ("TooManyRequests", "登录失败次数过多，暂时锁定（见 `Retry-After`）"),
+    503: (
+        "ServiceUnavailable",
+        "服务暂不可用（如 PDF 生成所需的 Chromium 未安装），稍后重试（见 `Retry-After`）",
+    ),
 }
 
 docs_bp = Blueprint("api_docs", __name__)
@@ -113,7 +122,9 @@ def _operation(endpoint: str, rule: Rule, record: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {
         "description": {200: "成功", 201: "已创建", 204: "已完成，无内容"}[record.status]
     }
-    if record.response is not None:
+    if record.produces is not None:
+        success["content"] = {record.produces: {"schema": {"type": "string", "format": "binary"}}}
+    elif record.response is not None:
         success["content"] = {"application/json": {"schema": record.response}}
     elif record.status != 204:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
@@ -140,7 +151,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         info={"description": DESCRIPTION},
         tags=TAGS,
     )
-    for name, schema in schemas.COMPONENTS.items():
+    for name, schema in {**schemas.COMPONENTS, **inspections.COMPONENTS}.items():
         spec.components.schema(name, schema=schema)
     spec.components.security_scheme(
         "bearerAuth",
@@ -160,7 +171,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             "description": description,
             "content": {"application/json": {"schema": schemas.ErrorSchema}},
         }
-        if code in (401, 429):
+        if code in (401, 429, 503):
             header = "WWW-Authenticate" if code == 401 else "Retry-After"
             response["headers"] = {header: {"schema": {"type": "string"}}}
         spec.components.response(name, response)

@@ -20,15 +20,18 @@ from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
-from engine.ledger import ESCALATION_ACTIONS
 from engine.ledger import MAX_PER_PAGE
 from engine.ledger import SORTS
 from engine.models import Grade
 from engine.models import HandlingType
 from engine.models import HazardSource
 from engine.models import HazardStatus
+from engine.models import NoticeStatus
 from engine.models import Role
 from engine.models import WorkItemState
+from engine.notices import NOTICE_ACTIONS
+from engine.policy import NOTICE_KINDS
+from engine.policy import RECIPIENTS
 from engine.tasklist import TASK_SCOPES
 
 from . import MAX_ID
@@ -205,6 +208,9 @@ class HazardCreateRequestSchema(ApiSchema):
     stop_production = _Bool()
     interim_measures = _Text(validate=_length(None, 10000), metadata={"description": "整改期间防范措施"})
     listed_level = _Int(validate=_range(1, 4), metadata={"description": "挂牌督办级别"})
+    suppress_escalation_until = _When(
+        allow_none=True, metadata={"description": "补录的存量隐患：在此时间之前暂缓发出督办文书（升级措施）"}
+    )
 
 
 class HazardQuerySchema(_PageQuery):
@@ -419,7 +425,10 @@ class HazardDetailSchema(HazardSchema):
 
 
 class DefinitionBindingSchema(Schema):
-    grade = fields.String(validate=_one_of(Grade))
+    grade = fields.String(
+        validate=_one_of([*Grade, "supervision"]),
+        metadata={"description": "隐患等级；supervision 为挂牌督办流程（processes/supervision.bpmn）"},
+    )
     sector_code = fields.String(allow_none=True, metadata={"description": "为空表示该等级的默认流程"})
     pinned = fields.Function(
         lambda b: b.definition_version_id is not None,
@@ -457,25 +466,66 @@ class DefinitionListSchema(Schema):
 
 
 class NoticeQuerySchema(_PageQuery):
-    action = _Text(validate=_one_of(ESCALATION_ACTIONS))
+    kind = _Text(validate=_one_of(NOTICE_KINDS), metadata={"description": "文书种类"})
+    status = _Text(validate=_one_of(NoticeStatus), metadata={"description": "状态"})
+    issuer = _Text(
+        validate=_length(1, 64),
+        metadata={"description": "签发机关标识，如 dept:7、office:region:5", "example": "dept:7"},
+    )
+    year = _Int(
+        strict=False, validate=_range(EARLIEST_YEAR, LATEST_YEAR), metadata={"description": "文号年度"}
+    )
+    hazard_number = _Text(validate=_length(1, 64), metadata={"description": "隐患编号（可只填一部分）"})
     hazard_id = _id(strict=False)
-    since = _When(metadata={"description": "只返回此时间之后的事件"})
+
+
+class NoticeRecipientSchema(Schema):
+    key = fields.String(validate=_one_of(RECIPIENTS), metadata={"description": "主送对象类别"})
+    label = fields.String()
+    name = fields.String()
 
 
 class NoticeSchema(Schema):
-    id = fields.Integer(attribute="event.id", metadata={"description": "事件编号"})
-    hazard_id = fields.Integer(attribute="event.hazard_id")
-    hazard_number = fields.String()
-    hazard_title = fields.String()
-    action = fields.String(attribute="event.action", validate=_one_of(ESCALATION_ACTIONS))
-    at = _Instant(attribute="event.at")
-    task_key = fields.String(attribute="event.task_key", allow_none=True)
-    level = fields.Function(
-        lambda n: n.event.payload.get("level"),
-        allow_none=True,
-        metadata={"type": "integer", "description": "升级后的级别（仅 escalated）"},
-    )
-    payload = fields.Dict(attribute="event.payload")
+    """A notice (督办文书) as listed: everything but the text and its facts."""
+
+    id = fields.Integer()
+    hazard_id = fields.Integer()
+    hazard_number = fields.Function(lambda n: n.hazard.number, metadata={"type": "string"})
+    instance_id = fields.Integer()
+    rung = fields.String(allow_none=True, metadata={"description": "督办梯度，如 letter、circular"})
+    kind = fields.String(validate=_one_of(NOTICE_KINDS), metadata={"description": "文书种类"})
+    kind_label = fields.Function(lambda n: NOTICE_KINDS.get(n.kind, n.kind), metadata={"type": "string"})
+    level = fields.Integer(metadata={"description": "升级级别 0–6"})
+    trigger = fields.String(metadata={"example": "overdue"})
+    document_number = fields.String(metadata={"description": "文号", "example": "郎应急函〔2026〕3号"})
+    issuer_key = fields.String(metadata={"example": "dept:7"})
+    issuer_name = fields.String()
+    issuer_abbreviation = fields.String()
+    year = fields.Integer()
+    sequence = fields.Integer()
+    enterprise_id = fields.Integer()
+    target_departments = fields.List(fields.String())
+    recipients = fields.List(fields.Nested(NoticeRecipientSchema))
+    title = fields.String()
+    due_at = _Instant(allow_none=True, metadata={"description": "应发时间（该梯度到期的时间）"})
+    issued_at = _Instant(metadata={"description": "签发时间"})
+    response_due_at = _Instant(allow_none=True, metadata={"description": "回复或公布期限"})
+    meeting_at = _Instant(allow_none=True, metadata={"description": "约谈时间"})
+    place = fields.String(allow_none=True, metadata={"description": "约谈地点"})
+    status = fields.String(validate=_one_of(NoticeStatus))
+    acknowledged_at = _Instant(allow_none=True)
+    acknowledged_by_id = fields.Integer(allow_none=True)
+    response_text = fields.String(allow_none=True)
+    responded_at = _Instant(allow_none=True)
+    responded_by_id = fields.Integer(allow_none=True)
+    closed_at = _Instant(allow_none=True)
+    closed_by_id = fields.Integer(allow_none=True)
+    close_note = fields.String(allow_none=True)
+
+
+class NoticeFullSchema(NoticeSchema):
+    body_html = fields.String(metadata={"description": "签发时生成的正文（HTML 片段，不再改变）"})
+    facts = fields.Dict(metadata={"description": "生成正文所用的事实快照"})
 
 
 class NoticePageSchema(Schema):
@@ -484,6 +534,30 @@ class NoticePageSchema(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
     pages = fields.Integer()
+
+
+class NoticeDetailSchema(Schema):
+    """Dumped from ``{"notice": Notice, "actions": [...]}``."""
+
+    notice = fields.Nested(NoticeFullSchema)
+    actions = fields.List(
+        fields.String(validate=_one_of(NOTICE_ACTIONS)),
+        metadata={
+            "description": "调用者现在可以执行的操作：acknowledge（签收）、respond（书面回复）、close（办结）"
+        },
+    )
+
+
+class NoticeRespondRequestSchema(ApiSchema):
+    text = _Text(
+        required=True,
+        validate=_length(1, 5000),
+        metadata={"description": "书面回复：整改措施、进展和完成时间"},
+    )
+
+
+class NoticeCloseRequestSchema(ApiSchema):
+    note = _Text(validate=_length(None, 5000), metadata={"description": "办结说明（企业未回复时必填）"})
 
 
 #: every schema with its component name in the OpenAPI document; nested schemas come before the
@@ -509,6 +583,11 @@ COMPONENTS: dict[str, type[Schema]] = {
     "Definition": DefinitionSchema,
     "DefinitionList": DefinitionListSchema,
     "NoticeQuery": NoticeQuerySchema,
+    "NoticeRecipient": NoticeRecipientSchema,
     "Notice": NoticeSchema,
+    "NoticeFull": NoticeFullSchema,
     "NoticePage": NoticePageSchema,
+    "NoticeDetail": NoticeDetailSchema,
+    "NoticeRespondRequest": NoticeRespondRequestSchema,
+    "NoticeCloseRequest": NoticeCloseRequestSchema,
 }

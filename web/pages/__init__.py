@@ -33,7 +33,17 @@ from engine.models import Role
 from ..auth import cached_actor
 
 #: page modules under web/pages/, each with a ``bp`` blueprint — one line per area
-PAGE_MODULES: tuple[str, ...] = ("home", "tasks", "actions", "hazards", "reviews", "admin")
+PAGE_MODULES: tuple[str, ...] = (
+    "home",
+    "tasks",
+    "actions",
+    "hazards",
+    "reviews",
+    "notices",
+    "inspections",
+    "admin",
+    "admin_calendar",
+)
 
 #: roles that work with hazards (process and system administrators see none: DESIGN §3)
 HAZARD_ROLES = frozenset(Role) - {Role.PROCESS_ADMIN, Role.SYS_ADMIN}
@@ -54,6 +64,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/hazards", "隐患台账", HAZARD_ROLES),
     NavItem("/hazards/new", "登记隐患", HAZARD_ROLES),
     NavItem("/reviews", "销号审核", frozenset({Role.DEPT_REVIEWER, Role.OFFICE_ADMIN})),
+    NavItem("/notices", "督办文书", HAZARD_ROLES),
+    NavItem("/inspections", "排查计划", HAZARD_ROLES - {Role.TIP_OFFICER}),
     NavItem("/admin", "管理", frozenset({Role.SYS_ADMIN, Role.OFFICE_ADMIN})),
 )
 

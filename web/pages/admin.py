@@ -25,6 +25,7 @@ from engine import admin
 from engine.errors import InvalidInput
 from engine.models import RegionLevel
 from engine.models import Role
+from engine.models import TimerJob
 from engine.models.org import DEPARTMENT_ROLES
 from engine.models.org import ENTERPRISE_ROLES
 from engine.models.org import REGION_LEVEL_LABELS
@@ -384,17 +385,31 @@ def create_enterprise() -> Response:
 @login_required
 @roles_required(Role.SYS_ADMIN)
 def incidents() -> Response:
+    """Open incidents (dead timer jobs) with their retry buttons, and the recently retried ones."""
     with read_session() as session:
-        return _page("admin/incidents.html", incidents=admin.incidents(session))
+        return _page(
+            "admin/incidents.html",
+            incidents=admin.incidents(session),
+            retried=admin.incidents(session, state="retried", limit=50),
+        )
 
 
-@bp.post("/admin/incidents/<int:job_id>/retry")
+@bp.post("/admin/incidents/<int:incident_id>/retry")
 @login_required
 @roles_required(Role.SYS_ADMIN)
-def retry(job_id: int) -> Response:
-    """Put a dead timer job back in the queue, due now (the worker fires it at its next tick)."""
+def retry(incident_id: int) -> Response:
+    """Put an incident's dead timer job back in the queue (the worker fires it at its next tick).
+
+    The same engine function as ``hazardloop incidents retry``; unknown: 404, retried already: 409.
+    """
     with sessions().begin() as session:
-        job = admin.retry_incident(session, timer_job_id=job_id, now=engine_context().clock.now())
-        key = job.timer_key
+        incident = admin.retry_incident(
+            session,
+            incident_id=incident_id,
+            now=engine_context().clock.now(),
+            by_user_id=current_actor().user_id,
+        )
+        job = session.get_one(TimerJob, incident.timer_job_id)
+        job_id, key = job.id, job.timer_key
     flash(_("已重新排队定时任务 {id}（{key}），将由后台任务在下一轮执行。", id=job_id, key=key), "success")
     return redirect(url_for("admin.incidents"))

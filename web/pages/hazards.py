@@ -32,6 +32,8 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from engine import ledger
+from engine import notices
+from engine import policy
 from engine import runtime
 from engine.access import Actor
 from engine.errors import Forbidden
@@ -51,6 +53,7 @@ from engine.models import TaskSubmission
 from engine.models.hazard import GRADE_LABELS
 from engine.models.hazard import SOURCE_LABELS
 from engine.models.hazard import STATUS_LABELS
+from engine.models.notice import NOTICE_STATUS_LABELS
 from engine.runtime import SUPERVISING_OR_INSPECTING
 from notifiers.rendering import LEVEL_LABELS
 from notifiers.rendering import REASON_LABELS
@@ -110,6 +113,17 @@ EVENT_LABELS = {
     "extension_approved": "同意延期",
     "extension_denied": "不同意延期",
     "violation_recorded": "认定违法行为",
+    "notice_issued": "签发督办文书",
+    "notice_acknowledged": "签收督办文书",
+    "notice_responded": "书面回复督办文书",
+    "notice_closed": "办结督办文书",
+    "escalation_skipped": "督办梯度未发文（补发时只发最高一级等）",
+    "recurrence_detected": "同一部位隐患复发",
+    "supervision_started": "启动挂牌督办流程",
+    "supervision_completed": "挂牌督办流程结束",
+    "listed": "挂牌督办",
+    "delisted": "摘牌",
+    "deadline_set": "挂牌督办期限同步",
 }
 #: timeline entries drawn in a warning or danger colour
 EVENT_KINDS = {
@@ -397,6 +411,14 @@ def parse_registration(form: MultiDict[str, str]) -> tuple[dict[str, Any], dict[
             data["deadline"] = ctx.end_of_business_day(dt.date.fromisoformat(raw))
         except ValueError:
             errors["deadline"] = ["日期格式应为 YYYY-MM-DD"]
+    raw = form.get("suppress_escalation_until", "").strip()
+    if raw:
+        try:
+            day = dt.date.fromisoformat(raw)
+        except ValueError:
+            errors["suppress_escalation_until"] = ["日期格式应为 YYYY-MM-DD"]
+        else:
+            data["suppress_escalation_until"] = dt.datetime.combine(day, dt.time(0, 0), tzinfo=ctx.tz)
     data["stop_production"] = form.get("stop_production") in ("1", "on", "true")
     raw = form.get("listed_level", "").strip()
     if raw:
@@ -507,8 +529,20 @@ def _event_detail(
         level = p.get("level")
         if isinstance(level, int):
             parts.append(f"L{level} " + _(LEVEL_LABELS.get(level, "")))
+        if p.get("label"):
+            parts.append(str(p["label"]))
+        if p.get("number"):
+            parts.append(str(p["number"]))
         if p.get("reason"):
             parts.append(_("原因") + "：" + _(REASON_LABELS.get(p["reason"], p["reason"])))
+    elif action == "escalation_skipped":
+        parts.append(str(p.get("rung") or p.get("trigger") or ""))
+        if p.get("label"):
+            parts.append(str(p["label"]))
+    elif action == "recurrence_detected":
+        parts.append(_("前次隐患") + f" {p.get('number', '')}")
+    elif action in ("listed", "delisted") and p.get("number"):
+        parts.append(str(p["number"]))
     elif action in ("voided", "reopen_reason"):
         parts.append(str(p.get("reason", "")))
     elif action == "progress_updated":
@@ -517,6 +551,10 @@ def _event_detail(
         parts.append(_("新期限") + " " + _iso_local(p.get("new_deadline")))
     elif action == "violation_recorded":
         parts.append(f"{p.get('label', '')}：{p.get('note', '')}")
+    elif action.startswith("notice_") and p.get("number"):
+        parts.append(str(p["number"]))
+        if action == "notice_issued" and p.get("title"):
+            parts.append(str(p["title"]))
     elif action in ("deadline_computed", "deadline_recomputed", "deadline_confirmed"):
         if p.get("due_at"):
             parts.append(_("期限") + " " + _iso_local(p["due_at"]))
@@ -632,8 +670,11 @@ def _render_detail(hazard_id: int, *, upload_errors: Sequence[str] = (), status:
             overdue=ledger.is_overdue(file.hazard, now),
             timeline=events,
             submissions=[submission_view(forms, s, attachments) for s in reversed(file.submissions)],
-            escalations=[row for row in events if row["action"] in ledger.ESCALATION_ACTIONS],
+            notices=notices.hazard_notices(session, actor, hazard_id),
+            notice_kinds=policy.NOTICE_KINDS,
+            notice_statuses=NOTICE_STATUS_LABELS,
             markers=file.markers(now),
+            supervision_markers=file.markers(now, file.supervision) if file.supervision else None,
             phases=PHASE_LABELS,
             listed_labels=LISTED_LABELS,
             level_labels=LEVEL_LABELS,
@@ -658,6 +699,17 @@ def diagram(hazard_id: int) -> Response:
     """The BPMN XML the hazard's current loop runs on (for the bpmn-js viewer; scoped)."""
     with read_session() as session:
         xml = ledger.diagram_xml(session, current_actor(), hazard_id)
+    response = current_app.make_response(xml)
+    response.mimetype = "application/xml"
+    return response
+
+
+@bp.get("/hazards/<int:hazard_id>/supervision.bpmn")
+@login_required
+def supervision_diagram(hazard_id: int) -> Response:
+    """The BPMN XML of the hazard's 挂牌督办 track (processes/supervision.bpmn; scoped)."""
+    with read_session() as session:
+        xml = ledger.diagram_xml(session, current_actor(), hazard_id, kind="supervision")
     response = current_app.make_response(xml)
     response.mimetype = "application/xml"
     return response

@@ -17,6 +17,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
+from engine import inspections
 from engine.tasklist import inbox
 
 from ..auth import optional_actor
@@ -55,6 +56,8 @@ def index() -> Response | str:
             "mine": sum(1 for i in items if i.assignee_id == actor.user_id),
             "unclaimed": sum(1 for i in items if i.assignee_id is None),
             "overdue": sum(1 for i in items if i.hazard.overdue or (i.due_at is not None and i.due_at < now)),
+            # scheduled inspections missed in the actor's scope (engine.inspections)
+            "inspections_missed": inspections.counts(session, actor).missed,
         }
     return render_template("home/index.html", counts=counts)
 
