@@ -36,6 +36,7 @@ from bench.scheduler import start_worker
 from bench.scheduler import stop_worker
 from bench.scheduler import wait_started
 from bench.scheduler import worker_environment
+from engine.models import Notice
 from engine.models import TimerJob
 from tests.conftest import is_postgres
 
@@ -55,6 +56,17 @@ def template(committed: sessionmaker[Session], ctx, world) -> Template:
     assert due_keys(template) == [DUE_KEY]  # the reminder is due in real time, the others are not
     assert "rectify_overdue" in {j["timer_key"] for j in template.timer_jobs}
     return template
+
+
+def assert_one_notice_each(session: Session, hazard_ids: list[int]) -> None:
+    """Each fired reminder issued its 提醒敦促函 exactly once, every 文号 distinct (the notice's
+    dedupe key and 文号 are unique constraints: a duplicate is impossible, not just unlikely)."""
+    rows = session.execute(
+        select(Notice.hazard_id, Notice.rung, Notice.document_number).where(Notice.hazard_id.in_(hazard_ids))
+    ).all()
+    assert sorted(h for h, _, _ in rows) == sorted(hazard_ids)
+    assert {rung for _, rung, _ in rows} == {"urge_before"}
+    assert len({number for _, _, number in rows}) == len(rows)
 
 
 def wait_until(
@@ -89,6 +101,7 @@ def test_two_worker_processes_fire_2000_due_timers_each_exactly_once(
     with committed() as session:
         # every due job fired, exactly one timer_fired event each, nothing else moved, no incidents
         assert check_fired_once(session, hazard_ids) == []
+        assert_one_notice_each(session, hazard_ids)
         leftover = session.scalar(
             select(func.count(TimerJob.id)).where(
                 TimerJob.hazard_id.in_(hazard_ids), TimerJob.lock_owner.is_not(None)
@@ -144,6 +157,7 @@ def test_a_killed_worker_loses_nothing_its_leases_expire_and_another_fires_them_
         assert stop_worker(survivor) == 0, survivor.output()
     with committed() as session:
         assert check_fired_once(session, hazard_ids) == []  # each timer fired exactly once
+        assert_one_notice_each(session, hazard_ids)  # and no duplicate notice
         taken_over = session.scalars(select(TimerJob).where(TimerJob.id.in_(list(held)))).all()
     for job in taken_over:
         # not before the dead worker's lease expired; the takeover counted as an attempt, named the owner
