@@ -25,8 +25,16 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import WorkflowConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventJoin
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import CycleTimerEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimeDateEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.specs.Join import Join
 from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
@@ -401,3 +409,255 @@ def cancel(workflow: BpmnWorkflow) -> None:
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+# --- instance migration onto another version of the spec -----------------------------------------
+
+_PREDICTED = TaskState.LIKELY | TaskState.MAYBE
+_ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationIssue:
+    """Why an instance cannot move to a new version (or what moving it will change)."""
+
+    element_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPlan:
+    blockers: list[MigrationIssue]
+    #: what moving changes without breaking anything (boundary events added, properties updated)
+    notes: list[MigrationIssue]
+    #: BPMN ids of the ready user tasks (where the instance stands)
+    active: list[str]
+    #: BPMN ids of the waiting events (timers …)
+    waiting: list[str]
+
+    @property
+    def movable(self) -> bool:
+        return not self.blockers
+
+
+def _kept_tasks(workflow: BpmnWorkflow) -> list[Any]:
+    """The tasks that carry the instance's state: everything but the predicted future.
+
+    Predictions (LIKELY/MAYBE children, and FUTURE children of tasks still running) describe the
+    *old* diagram's next steps; they are dropped and predicted again from the new spec. A FUTURE
+    task below a finished one is real state (a token on its way) and is kept.
+    """
+    kept = []
+    pending = [workflow.task_tree]
+    while pending:
+        task = pending.pop()
+        kept.append(task)
+        for child in task.children:
+            if child.has_state(_PREDICTED):
+                continue
+            if child.state == TaskState.FUTURE and not task.has_state(TaskState.FINISHED_MASK):
+                continue
+            pending.append(child)
+    return kept
+
+
+def _element(spec: Any) -> str:
+    return str(getattr(spec, "bpmn_id", None) or spec.name)
+
+
+def _label(spec: Any) -> str:
+    name = getattr(spec, "bpmn_name", None)
+    return f"{_element(spec)}（{name}）" if name else _element(spec)
+
+
+def _timer_due(workflow: BpmnWorkflow, task: Any, definition: Any) -> datetime | None:
+    """When a waiting timeDate timer falls due under ``definition`` (its cached value if unchanged)."""
+    value = workflow.script_engine.evaluate(task, definition.expression)
+    if not isinstance(value, str):
+        return None
+    return TimerEventDefinition.get_datetime(value)
+
+
+def _timer_issue(workflow: BpmnWorkflow, task: Any, old: Any, new: Any) -> MigrationIssue | None:
+    """A waiting timer whose definition changed keeps its due time, or it cannot move."""
+    old_def, new_def = old.event_definition, new.event_definition
+    if type(old_def) is not type(new_def):
+        return MigrationIssue(
+            _element(new),
+            f"等待中的定时器 {_label(new)} 的类型已改变"
+            f" ({type(old_def).__name__} → {type(new_def).__name__})",
+        )
+    if not isinstance(new_def, TimerEventDefinition) or old_def.expression == new_def.expression:
+        return None
+    if not isinstance(new_def, TimeDateEventDefinition):
+        return MigrationIssue(
+            _element(new),
+            f"等待中的定时器 {_label(new)} 的时长表达式已改变"
+            f"（{old_def.expression} → {new_def.expression}），迁移后将从迁移时重新计时",
+        )
+    cached = task.internal_data.get("event_value")
+    try:
+        before = TimerEventDefinition.get_datetime(cached) if isinstance(cached, str) else None
+        before = before or _timer_due(workflow, task, old_def)
+        after = _timer_due(workflow, task, new_def)
+    except Exception as exc:  # an expression error is a reason, not a crash of the preview
+        error = unwrap_error(exc)
+        return MigrationIssue(_element(new), f"定时器 {_label(new)} 的新表达式无法按实例数据求值: {error}")
+    if before != after:
+        return MigrationIssue(
+            _element(new),
+            f"等待中的定时器 {_label(new)} 的表达式已改变（{old_def.expression} → {new_def.expression}），"
+            f"到期时间将从 {before.isoformat() if before else '—'}"
+            f" 变为 {after.isoformat() if after else '—'}",
+        )
+    return None
+
+
+def plan_migration(
+    workflow: BpmnWorkflow, new_spec: Any, new_subprocess_specs: Mapping[str, Any]
+) -> MigrationPlan:
+    """Can this workflow continue on ``new_spec`` where it stands, keeping its state and deadlines?
+
+    SpiffWorkflow restores a task onto the spec of the same name, so every task that carries
+    state must still exist; a ready or waiting task must keep its type (and event type), a
+    waiting timer its due time, a waiting parallel join its inputs, and an activity its boundary
+    structure. Completed history only has to exist.
+    """
+    blockers: list[MigrationIssue] = []
+    notes: list[MigrationIssue] = []
+    active, waiting = [], []
+    if workflow.subprocesses:
+        blockers.append(MigrationIssue(None, "实例中有正在运行的子流程或调用活动，暂不支持迁移"))
+    new_specs = new_spec.task_specs
+    for task in _kept_tasks(workflow):
+        old = task.task_spec
+        new = new_specs.get(old.name)
+        is_active = task.has_state(_ACTIVE)
+        if is_active and old.bpmn_id:
+            (active if old.manual and task.state == TaskState.READY else waiting).append(old.bpmn_id)
+        if task.state == TaskState.ERROR:
+            blockers.append(MigrationIssue(_element(old), f"步骤 {_label(old)} 处于错误状态，请先处理故障"))
+            continue
+        if new is None:
+            if old.name.endswith(".BoundaryEventSplit"):
+                reason = f"{old.name.rsplit('.', 1)[0]} 的边界事件在新版本中已全部删除"
+            elif is_active:
+                reason = f"实例正停留在 {_label(old)}，而新版本中没有这个元素"
+            else:
+                reason = f"已完成的步骤 {_label(old)} 在新版本中不存在（实例的任务树仍引用它）"
+            blockers.append(MigrationIssue(_element(old), reason))
+            continue
+        if not is_active:
+            continue
+        if type(old) is not type(new):
+            blockers.append(
+                MigrationIssue(
+                    _element(new),
+                    f"实例正停留在 {_label(new)}，而它在新版本中的类型已改变"
+                    f" ({type(old).__name__} → {type(new).__name__})",
+                )
+            )
+            continue
+        if hasattr(old, "event_definition") and task.state == TaskState.WAITING:
+            issue = _timer_issue(workflow, task, old, new)
+            if issue is not None:
+                blockers.append(issue)
+                continue
+        inputs_changed = sorted(s.name for s in old.inputs) != sorted(s.name for s in new.inputs)
+        # the process's EndJoin waits for every unfinished task, a BoundaryEventJoin for its split:
+        # only other joins (parallel/inclusive gateways) count their inputs
+        counts_inputs = isinstance(new, Join) and not isinstance(new, _EndJoin | BoundaryEventJoin)
+        if counts_inputs and task.state == TaskState.WAITING and inputs_changed:
+            blockers.append(MigrationIssue(_element(new), f"等待汇聚的 {_label(new)} 在新版本中的入口已改变"))
+            continue
+        parent = task.parent
+        split = next((s for s in new.inputs if isinstance(s, BoundaryEventSplit)), None)
+        under_split = isinstance(parent.task_spec, BoundaryEventSplit)
+        if (under_split or split is not None) and (split is None or parent.task_spec.name != split.name):
+            blockers.append(
+                MigrationIssue(
+                    _element(new), f"{_label(new)} 的边界事件结构在新版本中已改变（增加或取消了边界事件）"
+                )
+            )
+            continue
+        if task.task_spec.manual:
+            old_props = old.extensions.get("properties", {})
+            new_props = new.extensions.get("properties", {})
+            if old_props != new_props or old.bpmn_name != new.bpmn_name:
+                notes.append(
+                    MigrationIssue(_element(new), f"待办任务 {_label(new)} 的名称或属性将按新版本更新")
+                )
+        if under_split and not isinstance(new, BoundaryEvent):
+            present = {c.task_spec.name for c in parent.children}
+            for output in new_specs[parent.task_spec.name].outputs:
+                if output.name not in present:
+                    notes.append(
+                        MigrationIssue(
+                            _element(output), f"将为 {_label(new)} 增加新的边界事件 {_label(output)}"
+                        )
+                    )
+    return MigrationPlan(blockers, notes, sorted(set(active)), sorted(set(waiting)))
+
+
+def rebase_workflow(
+    workflow: BpmnWorkflow, new_spec: Any, new_subprocess_specs: Mapping[str, Any]
+) -> BpmnWorkflow:
+    """The same instance on ``new_spec``: its tasks, data and timers' cached due times kept.
+
+    The state is serialized without the spec, its predicted future dropped (see
+    :func:`_kept_tasks`), restored onto the new spec (tasks are looked up by name), and the
+    future predicted again from the new diagram; boundary events the new version adds to a
+    running activity are attached as if the activity had been entered on it.
+
+    :raises ValueError: :func:`plan_migration` found a blocker.
+    """
+    plan = plan_migration(workflow, new_spec, new_subprocess_specs)
+    if not plan.movable:
+        raise ValueError("; ".join(issue.reason for issue in plan.blockers))
+    kept = {str(task.id) for task in _kept_tasks(workflow)}
+    dct = json.loads(zlib.decompress(dump_state(workflow)))
+    tasks = dct["tasks"]
+    for ident in list(tasks):
+        if ident not in kept:
+            del tasks[ident]
+    for task in tasks.values():
+        task["children"] = [c for c in task["children"] if c in kept]
+    if dct.get("last_task") not in kept:
+        dct["last_task"] = None
+    moved: BpmnWorkflow = _REGISTRY.restore(
+        dct,
+        spec=new_spec,
+        subprocess_specs=dict(new_subprocess_specs),
+        script_engine=workflow.script_engine,
+    )
+    for task in list(moved.get_tasks(state=_ACTIVE | TaskState.FUTURE)):
+        spec = task.task_spec
+        if task.state == TaskState.FUTURE and not task.parent.has_state(TaskState.FINISHED_MASK):
+            continue  # predicted just now by an earlier task of this loop
+        if task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
+            # a waiting event's successors were predicted while it was only MAYBE (see
+            # EventSplit._predict_hook), and a cycle timer predicts nothing
+            if not isinstance(getattr(spec, "event_definition", None), CycleTimerEventDefinition):
+                task._sync_children(spec.outputs, TaskState.MAYBE)
+                for child in task.children:
+                    child.task_spec._predict(child)
+        else:
+            spec._predict(task, mask=TaskState.ANY_MASK)
+    for split in list(moved.get_tasks(state=TaskState.COMPLETED)):
+        if not isinstance(split.task_spec, BoundaryEventSplit):
+            continue
+        main = [c for c in split.children if c.task_spec in split.task_spec.outputs]
+        if not any(c.has_state(TaskState.READY | TaskState.STARTED) for c in main):
+            continue
+        present = {c.task_spec.name for c in split.children}
+        for output in split.task_spec.outputs:
+            if output.name in present:
+                continue
+            event = split._add_child(output, TaskState.MAYBE)
+            output._predict(event)
+            event._set_state(TaskState.WAITING)
+            output._update(event)
+    # the result must load from its own serialization, as the next step will load it
+    check = dump_state(moved)
+    load_state(check, SERIALIZER_VERSION, new_spec, new_subprocess_specs)
+    return moved

@@ -7,13 +7,17 @@ raises :class:`DefinitionInvalid` naming the element and the reason.
 from __future__ import annotations
 
 import ast
+import datetime
 import hashlib
 import re
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from typing import NamedTuple
 
 from lxml import etree
 from sqlalchemy import func
@@ -29,8 +33,15 @@ from .forms import FormDefinition
 from .forms import load_form_directory
 from .handlers import HANDLERS
 from .models import DefinitionBinding
+from .models import DefinitionBindingHistory
 from .models import DefinitionVersion
+from .models import ProcessInstance
+from .models import Region
 from .models import Role
+from .models import User
+from .process_graph import Element
+from .process_graph import ProcessGraph
+from .process_graph import process_graphs
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -85,12 +96,60 @@ def _parse_xml(xml: bytes) -> Any:
     return root
 
 
+class DefinitionWarning(NamedTuple):
+    """Something a publisher should look at that does not stop the publication."""
+
+    element_id: str | None
+    message: str
+
+
 def check_bpmn_rules(xml: bytes, forms: Mapping[str, FormDefinition]) -> None:
-    """Our rules on top of the XSD: no scripts, safe expressions, required task properties.
+    """Our rules on top of the XSD: no scripts, safe expressions, required task properties,
+    exclusive-gateway defaults, and the statutory steps of a hazard loop (see :func:`check_definition`).
 
     :raises DefinitionInvalid: naming the first offending element.
     """
+    _gate(xml, forms, {})
+
+
+def check_definition(
+    xml: bytes, forms: Mapping[str, FormDefinition], *, tracks: Mapping[str, str] | None = None
+) -> list[DefinitionWarning]:
+    """The publish gate: every rule of :func:`check_bpmn_rules`, then the warnings.
+
+    ``tracks`` adds what is known outside the file (process key -> ``general``/``major``, from
+    the grades the process is bound to); the strictest of that, the process's declared ``track``
+    property and its id convention applies (see :func:`process_track`).
+
+    :returns: warnings as ``(element_id, message)``: unreachable elements, exclusive gateways
+        with one unconditional exit and no ``default``.
+    :raises DefinitionInvalid: naming the first offending element and the reason.
+    """
+    return _gate(xml, forms, tracks or {})
+
+
+def _gate(
+    xml: bytes, forms: Mapping[str, FormDefinition], tracks: Mapping[str, str]
+) -> list[DefinitionWarning]:
     root = _parse_xml(xml)
+    _check_elements(root, forms)
+    warnings: list[DefinitionWarning] = []
+    graphs = {graph.process_id: graph for graph in process_graphs(root)}
+    for graph in graphs.values():
+        warnings.extend(_check_gateways(graph))
+        _check_statutory_markers(graph)
+        track = _strictest(process_track(graph), tracks.get(graph.process_id))
+        if track in TRACK_RULES:
+            _check_statutory_paths(graph, track, graphs)
+        for node in graph.unreachable():
+            label = f"「{node.name}」" if node.name else ""
+            warnings.append(
+                DefinitionWarning(node.id, f"从开始事件不可达的元素{label} ({node.tag})：它永远不会执行")
+            )
+    return warnings
+
+
+def _check_elements(root: Any, forms: Mapping[str, FormDefinition]) -> None:
     for node in root.iter("{{{}}}scriptTask".format(NS["bpmn"])):
         raise DefinitionInvalid(node.get("id"), "不允许脚本任务 (scriptTask)：请改用已注册的服务任务")
     for tag in ("preScript", "postScript"):
@@ -157,6 +216,261 @@ def _check_service_task(node: Any) -> None:
                 ident,
                 f"参数 {name} 的值 {literal!r} 不在允许范围内: {', '.join(sorted(a for a in allowed if a))}",
             )
+
+
+# --- the process graph: gateways and statutory steps -----------------------------------------------
+
+
+def _check_gateways(graph: ProcessGraph) -> list[DefinitionWarning]:
+    """An exclusive gateway with conditional exits needs an unconditional ``default`` exit.
+
+    Without one, a token for which no condition holds stops at the gateway with an error (an
+    incident, a stuck hazard): refused. A merge-only gateway (one unconditional exit) runs without
+    a default, so it is only a warning (processes/README.md marks it ``default`` by convention).
+    """
+    warnings = []
+    for gateway in graph.elements.values():
+        if gateway.tag != "exclusiveGateway":
+            continue
+        exits = graph.outgoing(gateway.id)
+        if gateway.default:
+            flow = graph.elements.get(gateway.default)
+            if flow is None or flow.tag != "sequenceFlow" or flow.source != gateway.id:
+                raise DefinitionInvalid(gateway.id, f"默认流 {gateway.default} 不是该排他网关的出口")
+            if flow.condition:
+                raise DefinitionInvalid(gateway.id, f"默认流 {gateway.default} 不能带条件表达式")
+        elif any(f.condition for f in exits):
+            raise DefinitionInvalid(
+                gateway.id,
+                "排他网关有条件分支但没有默认流 (default)：所有条件都不成立时流程会停在这里",
+            )
+        elif len(exits) <= 1:
+            warnings.append(
+                DefinitionWarning(
+                    gateway.id, "排他网关没有默认流 (default)：按约定应把唯一的出口标为 default"
+                )
+            )
+    return warnings
+
+
+#: statutory steps of a hazard loop (DOMAIN §1.3-§1.4), by the value of a user task's
+#: ``statutory`` property; a task is also recognised by the shipped form that implies the step.
+STATUTORY_STEPS = {
+    "verification": '整改验收（verification="true" 的用户任务）',
+    "closure_review": "负有监管职责的部门审核把关销号（销号/核销审核）",
+    "report_regulator": "向负有监管职责的部门报告（双报告）",
+    "governance_plan": "制定重大事故隐患治理方案（五落实）",
+    "principal_signoff": "主要负责人签批治理方案（五落实把关）",
+}
+STATUTORY_FORMS = {
+    "closure_review": frozenset({"closure_review", "regulator_review"}),
+    "report_regulator": frozenset({"report_regulator"}),
+    "governance_plan": frozenset({"governance_plan"}),
+    "principal_signoff": frozenset({"principal_signoff"}),
+}
+# source: 「建立政府负有安全监管职责的有关部门审核把关销号机制」 S000 #17, S004 #10 (closure review);
+# 「落实“双报告”制度」 S001 L2327; 「确保责任、措施、资金、期限和应急预案落实到位」 S001 L989 (五落实).
+TRACK_RULES = {
+    "general": ("verification", "closure_review"),
+    "major": ("verification", "closure_review", "report_regulator", "governance_plan", "principal_signoff"),
+}
+TRACKS = ("general", "major", "supervision")
+#: the departmental roles that may do the 审核把关销号
+CLOSURE_REVIEW_ROLES = frozenset({Role.DEPT_REVIEWER.value, Role.INSPECTOR.value})
+_TRACK_BY_GRADE = {
+    "general": "general",
+    "prominent": "general",
+    "major": "major",
+    "supervision": "supervision",
+}
+_TRACK_RANK = {None: 0, "supervision": 1, "general": 2, "major": 3}
+
+
+def track_for_grade(grade: str) -> str | None:
+    """The statutory rules a process bound to ``grade`` must keep (None: no statutory rules)."""
+    return _TRACK_BY_GRADE.get(grade)
+
+
+def _strictest(*tracks: str | None) -> str | None:
+    return max(tracks, key=lambda t: _TRACK_RANK.get(t, 0))
+
+
+def process_track(graph: ProcessGraph) -> str | None:
+    """What a process is, for the statutory rules: its ``track`` property, else its id.
+
+    ``hazard_general…`` / ``hazard_major…`` / ``hazard_supervision…`` (the shipped ids and the
+    ``<id>_<variant>`` names sector variants get) are loops resp. the 挂牌督办 track; any other id
+    is unknown here and is held to the rules of the grade it gets bound to (:func:`bind`).
+
+    :raises DefinitionInvalid: an unknown ``track`` value.
+    """
+    declared = graph.properties.get("track")
+    if declared is not None:
+        if declared not in TRACKS:
+            raise DefinitionInvalid(
+                graph.process_id, f"未知的流程类别 track={declared!r}（可选: {', '.join(TRACKS)}）"
+            )
+        return declared
+    for track in TRACKS:
+        prefix = f"hazard_{track}"
+        if graph.process_id == prefix or graph.process_id.startswith(prefix + "_"):
+            return track
+    return None
+
+
+def _statutory_kinds(task: Element) -> set[str]:
+    props = task.props
+    kinds = {kind for kind, keys in STATUTORY_FORMS.items() if props.get("form_key") in keys}
+    if props.get("statutory"):
+        kinds.add(props["statutory"])
+    if props.get("verification") == "true":
+        kinds.add("verification")
+    return kinds
+
+
+def _statutory_problem(kind: str, props: Mapping[str, str]) -> str | None:
+    """Why a task cannot be the statutory step ``kind`` (None: it can)."""
+    role, scope = props.get("candidate_role"), props.get("org_scope")
+    if kind == "closure_review" and (role not in CLOSURE_REVIEW_ROLES or scope != "department"):
+        return (
+            "审核把关销号必须由负有监管职责的部门办理"
+            f"（candidate_role 为 {'/'.join(sorted(CLOSURE_REVIEW_ROLES))}，org_scope 为 department）"
+        )
+    if kind in ("report_regulator", "governance_plan") and scope != "enterprise":
+        return f"{STATUTORY_STEPS[kind]}由企业办理（org_scope 应为 enterprise）"
+    if kind == "principal_signoff":
+        if role != "principal" or scope != "enterprise" or props.get("delegable") != "false":
+            return (
+                "治理方案必须由主要负责人本人签批"
+                "（candidate_role principal，org_scope enterprise，delegable false）"
+            )
+        if props.get("form_key") != "principal_signoff":
+            # the run-time 五落实 completeness check (engine.runtime.complete) is tied to this form
+            return "主要负责人签批须使用表单 principal_signoff（运行时据此检查五落实是否齐全）"
+    return None
+
+
+def _check_statutory_markers(graph: ProcessGraph) -> None:
+    """``statutory`` marks only user tasks, with a known value and the right role and scope."""
+    for element in graph.elements.values():
+        marker = element.props.get("statutory")
+        if marker is None:
+            continue
+        if element.tag != "userTask":
+            raise DefinitionInvalid(element.id, "statutory 属性只能用于用户任务")
+        if marker not in STATUTORY_FORMS:
+            raise DefinitionInvalid(
+                element.id,
+                f"未知的法定环节 statutory={marker!r}（可选: {', '.join(sorted(STATUTORY_FORMS))}）",
+            )
+        problem = _statutory_problem(marker, element.props)
+        if problem:
+            raise DefinitionInvalid(element.id, problem)
+
+
+def _statutory_blockers(
+    graphs: Mapping[str, ProcessGraph],
+    graph: ProcessGraph,
+    container: str | None,
+    kind: str,
+    seen: frozenset[str],
+) -> list[str]:
+    """The nodes of ``container`` that complete the statutory step ``kind`` when a token passes them.
+
+    A user task recognised as the step (checked for the right role and scope), or an activity
+    that runs the step on every path through it: an embedded sub-process, or a call activity
+    whose called process is in the same file (one in another file cannot be seen, so it does not
+    count).
+
+    :raises DefinitionInvalid: a task recognised as the step has the wrong role or scope.
+    """
+    blockers = []
+    for node in graph.nodes(container):
+        if node.tag == "userTask" and kind in _statutory_kinds(node):
+            problem = _statutory_problem(kind, node.props)
+            if problem:
+                raise DefinitionInvalid(node.id, problem)
+            blockers.append(node.id)
+        elif node.tag == "callActivity" and node.called in graphs and node.called not in seen:
+            if _guarantees(graphs, graphs[node.called], None, kind, seen | {node.called}):
+                blockers.append(node.id)
+        elif (
+            node.tag in ("subProcess", "transaction")
+            and not node.triggered_by_event
+            and _guarantees(graphs, graph, node.id, kind, seen)
+        ):
+            blockers.append(node.id)
+    return blockers
+
+
+def _guarantees(
+    graphs: Mapping[str, ProcessGraph],
+    graph: ProcessGraph,
+    container: str | None,
+    kind: str,
+    seen: frozenset[str],
+) -> bool:
+    """Every way through ``container`` (that ends at all) completes the statutory step ``kind``."""
+    blockers = _statutory_blockers(graphs, graph, container, kind, seen)
+    return graph.bypass((), container) is not None and graph.bypass(blockers, container) is None
+
+
+def _check_statutory_paths(graph: ProcessGraph, track: str, graphs: Mapping[str, ProcessGraph]) -> None:
+    """Every path from the start to a main end event passes each statutory step of ``track``.
+
+    Side paths (non-interrupting boundary-event branches ending in their own end events, the
+    escalation ladder) are exempt: the main token is still in the activity. An interrupting
+    event sub-process can end the process from anywhere, so a loop may not have one. A step may
+    sit in a sub-process or in a process of the same file that a call activity calls.
+    """
+    label = {"general": "一般隐患", "major": "重大事故隐患"}[track]
+    for node in graph.nodes():
+        event_subprocess = (
+            node.tag in ("subProcess", "transaction", "adHocSubProcess") and node.triggered_by_event
+        )
+        if event_subprocess and node.interrupting:
+            raise DefinitionInvalid(
+                node.id, f"{label}闭环不能有中断型事件子流程：它可以绕过法定环节直接结束流程"
+            )
+    if graph.bypass(()) is None:
+        raise DefinitionInvalid(
+            graph.process_id,
+            f"{label}闭环从开始事件无法到达结束事件（检查流向和并行汇聚的每个入口），隐患永远无法销号",
+        )
+    seen = frozenset({graph.process_id})
+    for kind in TRACK_RULES[track]:
+        blockers = _statutory_blockers(graphs, graph, None, kind, seen)
+        anywhere = any(
+            e.tag == "userTask" and kind in _statutory_kinds(e)
+            for g in graphs.values()
+            for e in g.elements.values()
+        )
+        if not blockers and not anywhere:
+            raise DefinitionInvalid(graph.process_id, f"{label}闭环缺少法定环节：{STATUTORY_STEPS[kind]}")
+        path = graph.bypass(blockers)
+        if path is not None:
+            where = f"（{', '.join(blockers)}）" if blockers else ""
+            raise DefinitionInvalid(
+                path[-1],
+                f"从开始事件到结束事件 {path[-1]} 有一条路径不经过{STATUTORY_STEPS[kind]}{where}: "
+                + " → ".join(path),
+            )
+
+
+def check_statutory(xml: bytes, *, process_key: str, track: str) -> None:
+    """The statutory rules of ``track`` for one process of a stored diagram (used when binding).
+
+    :raises DefinitionInvalid: naming the element and the reason.
+    """
+    graphs = {graph.process_id: graph for graph in process_graphs(_parse_xml(xml))}
+    graph = graphs.get(process_key)
+    if graph is not None:
+        _check_statutory_markers(graph)
+        track = _strictest(track, process_track(graph))
+        if track in TRACK_RULES:
+            _check_statutory_paths(graph, track, graphs)
+        return
+    raise DefinitionInvalid(process_key, "文件中没有该流程")
 
 
 # SpiffWorkflow 3.2.0 ``DMNEngine.evaluate`` (SpiffWorkflow/dmn/engine/DMNEngine.py) rewrites an
@@ -251,6 +565,23 @@ def check_dmn_rules(xml: bytes) -> None:
 class DeployResult:
     versions: list[DefinitionVersion]
     created: bool
+    #: what the publisher should look at (unreachable elements …); never stops a deployment
+    warnings: list[DefinitionWarning] = field(default_factory=list)
+
+
+def _bound_tracks(session: Session, process_keys: Sequence[str]) -> dict[str, str]:
+    """The strictest statutory track each process key is bound to (by the grades of its bindings)."""
+    tracks: dict[str, str] = {}
+    rows = session.execute(
+        select(DefinitionBinding.process_key, DefinitionBinding.grade).where(
+            DefinitionBinding.process_key.in_(list(process_keys))
+        )
+    )
+    for key, grade in rows:
+        track = _strictest(tracks.get(key), track_for_grade(grade))
+        if track is not None:
+            tracks[key] = track
+    return tracks
 
 
 def deploy(
@@ -262,13 +593,17 @@ def deploy(
     deployed_by_id: int | None = None,
     note: str | None = None,
 ) -> DeployResult:
-    """Validate and store a BPMN file; identical content returns the existing versions.
+    """Validate and publish a BPMN file: version n+1 with its author, note and content hash.
+
+    Identical content returns the existing versions (``created`` False). A process already
+    bound to a grade is held to that grade's statutory rules even if its id does not say so.
 
     :raises DefinitionInvalid: the file is refused (element and reason named).
     """
     if len(bpmn_xml) > MAX_BPMN_BYTES:
         raise DefinitionInvalid(None, f"文件过大 ({len(bpmn_xml)} 字节, 上限 {MAX_BPMN_BYTES})")
-    check_bpmn_rules(bpmn_xml, forms)
+    keys = [graph.process_id for graph in process_graphs(_parse_xml(bpmn_xml))]
+    warnings = check_definition(bpmn_xml, forms, tracks=_bound_tracks(session, keys))
     processes = bpmn.parse_bpmn(bpmn_xml, filename)
     if not processes:
         raise DefinitionInvalid(None, '文件中没有可执行流程 (isExecutable="true")')
@@ -306,7 +641,7 @@ def deploy(
         session.flush()
         versions.append(version)
         created = True
-    return DeployResult(versions, created)
+    return DeployResult(versions, created, warnings)
 
 
 def deploy_file(
@@ -319,55 +654,432 @@ def deploy_file(
     return deploy(session, bpmn_xml=data, filename=path.name, forms=forms, **kwargs)
 
 
-def bind(
-    session: Session, *, grade: str, process_key: str, sector_code: str | None = None
-) -> DefinitionBinding:
-    """Bind new hazards of ``grade`` (and sector) to the latest version of ``process_key``."""
-    if (
-        session.scalar(select(DefinitionVersion.id).where(DefinitionVersion.process_key == process_key))
-        is None
-    ):
-        raise NotFound("流程定义", process_key)
-    binding = session.scalars(
-        select(DefinitionBinding).where(
-            DefinitionBinding.grade == grade,
-            DefinitionBinding.sector_code.is_(None)
-            if sector_code is None
-            else DefinitionBinding.sector_code == sector_code,
+# --- versions and their differences ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSummary:
+    """One published version of a process, for listings (without the diagram texts)."""
+
+    id: int
+    process_key: str
+    version: int
+    name: str
+    content_hash: str
+    source_filename: str
+    deployed_at: datetime.datetime
+    deployed_by: str | None
+    note: str | None
+    #: running instances still on this version
+    running: int
+    #: bindings that start new hazards on it (``grade``, ``grade/sector``, ``grade@region`` …)
+    bound_as: tuple[str, ...]
+
+
+def get_version(session: Session, process_key: str, version: int) -> DefinitionVersion:
+    """:raises NotFound: no such version of ``process_key``."""
+    found = session.scalars(
+        select(DefinitionVersion).where(
+            DefinitionVersion.process_key == process_key, DefinitionVersion.version == version
         )
     ).first()
-    if binding is None:
-        binding = DefinitionBinding(grade=grade, sector_code=sector_code, process_key=process_key)
+    if found is None:
+        raise NotFound("流程定义版本", f"{process_key}@{version}")
+    return found
+
+
+def latest_version(session: Session, process_key: str) -> DefinitionVersion | None:
+    return session.scalars(
+        select(DefinitionVersion)
+        .where(DefinitionVersion.process_key == process_key)
+        .order_by(DefinitionVersion.version.desc())
+        .limit(1)
+    ).first()
+
+
+def _key_label(grade: str, sector_code: str | None, region: str | None) -> str:
+    return grade + (f"/{sector_code}" if sector_code else "") + (f"@{region}" if region else "")
+
+
+def binding_label(binding: DefinitionBinding) -> str:
+    """``major``, ``major/hazchem``, ``general@341821``, ``major/fire@341821``."""
+    region = binding.region.code if binding.region is not None else None
+    return _key_label(binding.grade, binding.sector_code, region)
+
+
+def list_versions(session: Session, process_key: str) -> list[VersionSummary]:
+    """Every published version of ``process_key``, newest first, with author and bindings.
+
+    :raises NotFound: the process was never published.
+    """
+    rows = session.execute(
+        select(
+            DefinitionVersion.id,
+            DefinitionVersion.version,
+            DefinitionVersion.name,
+            DefinitionVersion.content_hash,
+            DefinitionVersion.source_filename,
+            DefinitionVersion.deployed_at,
+            DefinitionVersion.note,
+            User.username,
+        )
+        .outerjoin(User, User.id == DefinitionVersion.deployed_by_id)
+        .where(DefinitionVersion.process_key == process_key)
+        .order_by(DefinitionVersion.version.desc())
+    ).all()
+    if not rows:
+        raise NotFound("流程定义", process_key)
+    running = dict(
+        session.execute(
+            select(ProcessInstance.definition_version_id, func.count())
+            .where(
+                ProcessInstance.definition_version_id.in_([r.id for r in rows]),
+                ProcessInstance.status == "running",
+            )
+            .group_by(ProcessInstance.definition_version_id)
+        ).all()
+    )
+    bound: dict[int, list[str]] = {}
+    for binding in session.scalars(
+        select(DefinitionBinding).where(DefinitionBinding.process_key == process_key)
+    ):
+        target = binding.definition_version_id or rows[0].id
+        bound.setdefault(target, []).append(binding_label(binding))
+    return [
+        VersionSummary(
+            id=r.id,
+            process_key=process_key,
+            version=r.version,
+            name=r.name,
+            content_hash=r.content_hash,
+            source_filename=r.source_filename,
+            deployed_at=r.deployed_at,
+            deployed_by=r.username,
+            note=r.note,
+            running=int(running.get(r.id, 0)),
+            bound_as=tuple(sorted(bound.get(r.id, ()))),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffElement:
+    element_id: str
+    type: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ElementChange:
+    element_id: str
+    type: str
+    name: str | None
+    #: field -> (old, new): ``type``, ``name``, ``properties``, ``timer``, ``condition``,
+    #: ``handler``, ``attached_to``, ``cancel_activity``, ``default``, ``source``, ``target``, ``called``
+    fields: dict[str, tuple[Any, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionDiff:
+    """What changed between two versions, by BPMN element id (diagram layout is ignored)."""
+
+    process_key: str
+    from_version: int
+    to_version: int
+    added: list[DiffElement]
+    removed: list[DiffElement]
+    changed: list[ElementChange]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+
+def _graph_of(version: DefinitionVersion) -> ProcessGraph:
+    for graph in process_graphs(_parse_xml(version.bpmn_xml.encode("utf-8"))):
+        if graph.process_id == version.process_key:
+            return graph
+    raise DefinitionInvalid(version.process_key, "已部署的文件中找不到该流程")
+
+
+def _described(graph: ProcessGraph) -> dict[str, dict[str, Any]]:
+    described = {e.id: e.describe() for e in graph.elements.values()}
+    described[graph.process_id] = {"type": "process", "name": graph.name, "properties": graph.properties}
+    return described
+
+
+def diff_versions(a: DefinitionVersion, b: DefinitionVersion) -> VersionDiff:
+    """Elements added, removed and changed from version ``a`` to version ``b``.
+
+    Elements are matched by BPMN id; an element is changed when its type, name, properties,
+    timer expression, condition, handler or handler parameters, attachment, default flow or
+    (for a sequence flow) its source or target differ.
+    """
+    old, new = _described(_graph_of(a)), _described(_graph_of(b))
+
+    def brief(ident: str, fields: Mapping[str, Any]) -> DiffElement:
+        return DiffElement(ident, str(fields.get("type")), fields.get("name"))
+
+    changed = []
+    for ident in sorted(set(old) & set(new)):
+        fields = {
+            key: (old[ident].get(key), new[ident].get(key))
+            for key in sorted(set(old[ident]) | set(new[ident]))
+            if old[ident].get(key) != new[ident].get(key)
+        }
+        if fields:
+            changed.append(ElementChange(ident, str(new[ident]["type"]), new[ident].get("name"), fields))
+    return VersionDiff(
+        process_key=b.process_key,
+        from_version=a.version,
+        to_version=b.version,
+        added=[brief(i, new[i]) for i in sorted(set(new) - set(old))],
+        removed=[brief(i, old[i]) for i in sorted(set(old) - set(new))],
+        changed=changed,
+    )
+
+
+# --- bindings: by grade, sector and region, with history ------------------------------------------
+
+
+def find_region(session: Session, code: str) -> Region:
+    """:raises NotFound: no region has this code."""
+    region = session.scalars(select(Region).where(Region.code == code)).first()
+    if region is None:
+        raise NotFound("地区", code)
+    return region
+
+
+def _binding_key(grade: str, sector_code: str | None, region_id: int | None) -> list[Any]:
+    return [
+        DefinitionBinding.grade == grade,
+        DefinitionBinding.sector_code.is_(None)
+        if sector_code is None
+        else DefinitionBinding.sector_code == sector_code,
+        DefinitionBinding.region_id.is_(None)
+        if region_id is None
+        else DefinitionBinding.region_id == region_id,
+    ]
+
+
+def find_binding(
+    session: Session, *, grade: str, sector_code: str | None = None, region_id: int | None = None
+) -> DefinitionBinding | None:
+    """The binding with exactly this key (not the one that would apply: see :func:`resolve_definition`)."""
+    return session.scalars(
+        select(DefinitionBinding).where(*_binding_key(grade, sector_code, region_id))
+    ).first()
+
+
+def _effective_version_id(session: Session, binding: DefinitionBinding) -> int | None:
+    if binding.definition_version_id is not None:
+        return binding.definition_version_id
+    latest = latest_version(session, binding.process_key)
+    return latest.id if latest is not None else None
+
+
+def _record(
+    session: Session,
+    *,
+    action: str,
+    grade: str,
+    sector_code: str | None,
+    region_id: int | None,
+    before: tuple[str | None, int | None, int | None],
+    after: DefinitionBinding | None,
+    changed_by_id: int | None,
+    note: str | None,
+    undoes_id: int | None = None,
+) -> DefinitionBindingHistory:
+    entry = DefinitionBindingHistory(
+        grade=grade,
+        sector_code=sector_code,
+        region_id=region_id,
+        action=action,
+        process_key=after.process_key if after is not None else None,
+        definition_version_id=after.definition_version_id if after is not None else None,
+        effective_version_id=_effective_version_id(session, after) if after is not None else None,
+        previous_process_key=before[0],
+        previous_definition_version_id=before[1],
+        previous_effective_version_id=before[2],
+        undoes_id=undoes_id,
+        changed_by_id=changed_by_id,
+        note=note,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def bind(
+    session: Session,
+    *,
+    grade: str,
+    process_key: str,
+    sector_code: str | None = None,
+    region_id: int | None = None,
+    version: int | None = None,
+    changed_by_id: int | None = None,
+    note: str | None = None,
+) -> DefinitionBinding:
+    """Bind new hazards of ``grade`` (in a sector and/or region subtree) to ``process_key``.
+
+    ``version`` pins that version; without it the binding follows the latest published version.
+    The version is held to the statutory rules of the grade (a 重大 binding needs a diagram that
+    keeps 双报告, 五落实 and the departmental review). A change is recorded in the binding
+    history (who, when, before, after); binding what is already bound records nothing. Running
+    instances stay on the version they started on.
+
+    :raises NotFound: no such process or version.
+    :raises DefinitionInvalid: the version breaks the grade's statutory rules.
+    """
+    pinned = get_version(session, process_key, version) if version is not None else None
+    target = pinned or latest_version(session, process_key)
+    if target is None:
+        raise NotFound("流程定义", process_key)
+    track = track_for_grade(grade)
+    if track in TRACK_RULES:
+        check_statutory(target.bpmn_xml.encode("utf-8"), process_key=process_key, track=track)
+    binding = find_binding(session, grade=grade, sector_code=sector_code, region_id=region_id)
+    before: tuple[str | None, int | None, int | None] = (None, None, None)
+    if binding is not None:
+        if binding.process_key == process_key and binding.definition_version_id == (pinned and pinned.id):
+            return binding
+        before = (binding.process_key, binding.definition_version_id, _effective_version_id(session, binding))
+    else:
+        binding = DefinitionBinding(grade=grade, sector_code=sector_code, region_id=region_id)
         session.add(binding)
     binding.process_key = process_key
+    binding.definition_version_id = pinned.id if pinned is not None else None
     session.flush()
+    _record(
+        session,
+        action="bind",
+        grade=grade,
+        sector_code=sector_code,
+        region_id=region_id,
+        before=before,
+        after=binding,
+        changed_by_id=changed_by_id,
+        note=note,
+    )
     return binding
 
 
-def resolve_definition(session: Session, *, grade: str, sector_code: str) -> DefinitionVersion:
-    """The definition a new hazard starts on: sector binding first, then the grade's default.
+def binding_history(
+    session: Session, *, grade: str, sector_code: str | None = None, region_id: int | None = None
+) -> list[DefinitionBindingHistory]:
+    """The changes of one binding, newest first."""
+    return list(
+        session.scalars(
+            select(DefinitionBindingHistory)
+            .where(
+                DefinitionBindingHistory.grade == grade,
+                DefinitionBindingHistory.sector_code.is_(None)
+                if sector_code is None
+                else DefinitionBindingHistory.sector_code == sector_code,
+                DefinitionBindingHistory.region_id.is_(None)
+                if region_id is None
+                else DefinitionBindingHistory.region_id == region_id,
+            )
+            .order_by(DefinitionBindingHistory.id.desc())
+        )
+    )
 
-    突出 (prominent) runs the general loop (with 限期整改 forced by the runtime).
+
+def rollback_binding(
+    session: Session,
+    *,
+    grade: str,
+    sector_code: str | None = None,
+    region_id: int | None = None,
+    changed_by_id: int | None = None,
+    note: str | None = None,
+) -> DefinitionBinding | None:
+    """Undo the latest binding change that is not undone yet; repeated calls walk back further.
+
+    The binding gets the process and the version new hazards started on before that change,
+    pinned (so a later publication does not move it); undoing the binding's creation removes it,
+    and the next less specific binding applies again. Recorded in the history like a bind.
+
+    :returns: the restored binding, or None when it was removed.
+    :raises NotFound: nothing to roll back.
+    """
+    undone: set[int] = set()
+    target = None
+    for entry in binding_history(session, grade=grade, sector_code=sector_code, region_id=region_id):
+        if entry.action == "rollback":
+            if entry.undoes_id is not None:
+                undone.add(entry.undoes_id)
+            continue
+        if entry.id not in undone:
+            target = entry
+            break
+    if target is None:
+        region = session.get(Region, region_id) if region_id is not None else None
+        raise NotFound("可回退的绑定变更", _key_label(grade, sector_code, region.code if region else None))
+    binding = find_binding(session, grade=grade, sector_code=sector_code, region_id=region_id)
+    before: tuple[str | None, int | None, int | None] = (None, None, None)
+    if binding is not None:
+        before = (binding.process_key, binding.definition_version_id, _effective_version_id(session, binding))
+    if target.previous_process_key is None:
+        if binding is not None:
+            session.delete(binding)
+            session.flush()
+        binding = None
+    else:
+        if binding is None:
+            binding = DefinitionBinding(grade=grade, sector_code=sector_code, region_id=region_id)
+            session.add(binding)
+        binding.process_key = target.previous_process_key
+        binding.definition_version_id = (
+            target.previous_effective_version_id or target.previous_definition_version_id
+        )
+        session.flush()
+    _record(
+        session,
+        action="rollback",
+        grade=grade,
+        sector_code=sector_code,
+        region_id=region_id,
+        before=before,
+        after=binding,
+        changed_by_id=changed_by_id,
+        note=note,
+        undoes_id=target.id,
+    )
+    return binding
+
+
+def resolve_definition(
+    session: Session, *, grade: str, sector_code: str | None, region_path: str | None = None
+) -> DefinitionVersion:
+    """The definition a new hazard starts on: the most specific binding of its grade.
+
+    Order: sector and region (the nearest region up ``region_path``), sector only, region only
+    (nearest first), then the grade's default. 突出 (prominent) runs the general loop (with
+    限期整改 forced by the runtime).
+
+    :raises NotFound: no binding applies (or its process has no published version).
     """
     lookup_grade = "general" if grade == "prominent" else grade
-    for sector in (sector_code, None):
-        binding = session.scalars(
-            select(DefinitionBinding).where(
-                DefinitionBinding.grade == lookup_grade,
-                DefinitionBinding.sector_code.is_(None)
-                if sector is None
-                else DefinitionBinding.sector_code == sector,
-            )
-        ).first()
-        if binding is None:
+    ranked = []
+    for binding in session.scalars(select(DefinitionBinding).where(DefinitionBinding.grade == lookup_grade)):
+        if binding.sector_code is not None and binding.sector_code != sector_code:
             continue
+        depth = 0
+        if binding.region_id is not None:
+            path = binding.region.path if binding.region is not None else None
+            if not path or not region_path or not region_path.startswith(path):
+                continue
+            depth = len(path)
+        ranked.append(((binding.sector_code is not None, depth), binding))
+    ranked.sort(key=lambda item: item[0], reverse=True)
+    for _rank, binding in ranked:
         if binding.definition_version_id is not None:
             return session.get_one(DefinitionVersion, binding.definition_version_id)
-        version = session.scalars(
-            select(DefinitionVersion)
-            .where(DefinitionVersion.process_key == binding.process_key)
-            .order_by(DefinitionVersion.version.desc())
-        ).first()
+        version = latest_version(session, binding.process_key)
         if version is not None:
             return version
     raise NotFound("适用于该等级的流程定义", lookup_grade)

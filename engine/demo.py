@@ -255,9 +255,15 @@ def deploy_bundled(session: Session, processes_dir: Path, forms: object) -> list
     for path in sorted(processes_dir.glob("*.bpmn")):
         result = definitions.deploy_file(session, path, forms)  # type: ignore[arg-type]
         deployed.extend(f"{v.process_key}@{v.version}" for v in result.versions)
-    definitions.bind(session, grade="general", process_key="hazard_general")
-    definitions.bind(session, grade="major", process_key="hazard_major")
-    definitions.bind(session, grade="supervision", process_key="hazard_supervision")
+    for grade, key in (
+        ("general", "hazard_general"),
+        ("major", "hazard_major"),
+        ("supervision", "hazard_supervision"),
+    ):
+        # only where the grade has no default binding yet: re-running init must not undo a
+        # department's rebinding or rollback (bind without a version follows the latest version)
+        if definitions.find_binding(session, grade=grade) is None:
+            definitions.bind(session, grade=grade, process_key=key)
     return deployed
 
 

@@ -9,18 +9,24 @@ Every rung of the escalation ladder (:mod:`engine.policy`: ``LadderRung``) issue
 * **its document number** (文号): issuer abbreviation + the kind's short form + 〔year〕 +
   sequence + 号, e.g. ``郎应急函〔2026〕3号``, ``郎安办通〔2026〕1号``, ``郎溪政督〔2026〕1号``. The
   sequence is gap-free per (issuer, kind, business-time year), taken under a row lock of
-  ``number_sequence`` (scope ``notice:<issuer_key>:<kind>``);
+  ``number_sequence`` (scope ``notice:<issuer_key>:<kind>``) that every notice of the issuer,
+  kind and year shares until its transaction ends — so it is taken as late as possible;
 * **its text** — ``processes/notices/<rung.template>.html.j2`` rendered once, at issue, in
   Jinja2's immutable sandbox (autoescape, strict undefined) from a JSON snapshot of the facts,
   which is stored beside the text (``Notice.facts``);
 * **its deadline** — the rung's ``response`` policy value from the issue time (约谈: the
   meeting day, 09:00 business time, at ``rung.place``).
 
-:func:`issue_notice` is called by the runtime under the hazard's instance lock (it appends the
-``notice_issued`` event itself). The status then moves issued → acknowledged (签收) → responded
-(书面回复) → closed (办结) through :func:`acknowledge`, :func:`respond` and :func:`close`, each
-checked against the actor and recorded on the hazard's audit chain. :func:`render_printable` is
-the one A4 HTML document behind both the print page and the PDF.
+:func:`issue_notice` is called under the hazard's instance lock (the caller appends the
+``notice_issued`` event itself); it is :func:`prepare_notice` (every read, no write) then
+:func:`issue_prepared` (the 文号, the text, the row). The runtime's escalations call the two apart:
+they prepare the notice during the step and number it when the step is written, just before it
+commits (``engine.runtime._issue_deferred_notices``).
+
+The status then moves issued → acknowledged (签收) → responded (书面回复) → closed (办结)
+through :func:`acknowledge`, :func:`respond` and :func:`close`, each checked against the actor
+and recorded on the hazard's audit chain. :func:`render_printable` is the one A4 HTML document
+behind both the print page and the PDF.
 """
 
 from __future__ import annotations
@@ -41,14 +47,20 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup
 from sqlalchemy import ColumnElement
+from sqlalchemy import bindparam
 from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy import update
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import make_transient_to_detached
 
 from . import calendar as working_calendar
 from . import events
@@ -58,12 +70,14 @@ from .access import can_act_as
 from .access import can_act_as_any
 from .access import can_see
 from .access import hazard_visibility
+from .db import is_sqlite
 from .errors import Conflict
 from .errors import EngineError
 from .errors import Forbidden
 from .errors import InvalidInput
 from .errors import NotFound
 from .models import Department
+from .models import Enterprise
 from .models import Hazard
 from .models import HazardDepartment
 from .models import Notice
@@ -89,15 +103,18 @@ __all__ = [
     "Issuer",
     "NoticePage",
     "NoticeTemplateError",
+    "PreparedNotice",
     "acknowledge",
     "close",
     "document_number",
     "get_notice",
     "hazard_notices",
     "issue_notice",
+    "issue_prepared",
     "issuer_choices",
     "list_notices",
     "notice_actions",
+    "prepare_notice",
     "region_short_name",
     "render_printable",
     "respond",
@@ -217,16 +234,27 @@ def _region_at(region: Region, level: str) -> Region:
     return chain[-1]
 
 
-def _office_department(session: Session, region: Region) -> Department | None:
-    return session.scalars(
+#: the 安委办 department of a region (None: it has none), looked up once per notice
+_Offices = dict[int, Department | None]
+
+
+def _office_department(
+    session: Session, region: Region, offices: _Offices | None = None
+) -> Department | None:
+    if offices is not None and region.id in offices:
+        return offices[region.id]
+    office = session.scalars(
         select(Department)
         .where(Department.region_id == region.id, Department.is_safety_committee_office.is_(True))
         .order_by(Department.id)
     ).first()
+    if offices is not None:
+        offices[region.id] = office
+    return office
 
 
-def _office_issuer(session: Session, region: Region) -> Issuer:
-    office = _office_department(session, region)
+def _office_issuer(session: Session, region: Region, offices: _Offices | None = None) -> Issuer:
+    office = _office_department(session, region, offices)
     if office is not None:
         return Issuer(
             f"office:region:{region.id}", office.name, office.abbreviation, "office", region, office
@@ -240,9 +268,9 @@ def _office_issuer(session: Session, region: Region) -> Issuer:
     )
 
 
-def _department_issuer(session: Session, department: Department) -> Issuer:
+def _department_issuer(session: Session, department: Department, offices: _Offices | None = None) -> Issuer:
     if department.is_safety_committee_office:
-        return _office_issuer(session, department.region)
+        return _office_issuer(session, department.region, offices)
     return Issuer(
         f"dept:{department.id}",
         department.name,
@@ -253,15 +281,20 @@ def _department_issuer(session: Session, department: Department) -> Issuer:
     )
 
 
-def resolve_issuer(session: Session, hazard: Hazard, rung: policy.LadderRung) -> Issuer:
-    """Who issues ``rung``'s notice for ``hazard`` (see the module docstring)."""
+def resolve_issuer(
+    session: Session, hazard: Hazard, rung: policy.LadderRung, *, offices: _Offices | None = None
+) -> Issuer:
+    """Who issues ``rung``'s notice for ``hazard`` (see the module docstring).
+
+    ``offices``: 安委办 departments looked up already, by region id (filled in here).
+    """
     if rung.issuer == "lead_department":
         if hazard.lead_department is not None:
-            return _department_issuer(session, hazard.lead_department)
-        return _office_issuer(session, _region_at(hazard.region, RegionLevel.COUNTY.value))
+            return _department_issuer(session, hazard.lead_department, offices)
+        return _office_issuer(session, _region_at(hazard.region, RegionLevel.COUNTY.value), offices)
     region = _region_at(hazard.region, rung.issuer_level or RegionLevel.COUNTY.value)
     if rung.issuer == "office":
-        return _office_issuer(session, region)
+        return _office_issuer(session, region, offices)
     short = region_short_name(region.name) + ISSUER_SHORT_FORMS[rung.issuer]
     if rung.issuer == "committee":
         return Issuer(
@@ -277,29 +310,107 @@ def document_number(abbreviation: str, kind: str, year: int, sequence: int) -> s
     return f"{abbreviation}{KIND_SHORT_FORMS[kind]}〔{year}〕{sequence}号"
 
 
+_SEQUENCES = NumberSequence.__table__
+
+
 def _next_number(session: Session, scope: str, year: int) -> int:
     """Increment a per-scope, per-year counter under its row lock (gap-free, concurrency-safe).
 
-    The same protocol as the hazard numbers (``engine.runtime._next_number``): the UPDATE takes
-    the row lock until the transaction ends; the first number of a scope and year inserts the row
-    in a savepoint and retries the UPDATE if another transaction inserted it first.
+    The same protocol as the hazard numbers (``engine.runtime._next_number``): one
+    ``UPDATE … RETURNING`` takes the row lock until the transaction ends; the first number of a
+    scope and year inserts the row in a savepoint and retries the UPDATE if another transaction
+    inserted it first. Core statements on the session's connection: nothing else of the unit of
+    work is flushed here.
     """
+    connection = session.connection()
     for _ in range(3):
-        value = session.scalar(
-            update(NumberSequence)
-            .where(NumberSequence.scope == scope, NumberSequence.year == year)
-            .values(value=NumberSequence.value + 1)
-            .returning(NumberSequence.value)
-        )
+        value = connection.execute(_step_statement(1), {"the_scope": scope, "the_year": year}).scalar()
         if value is not None:
             return int(value)
         try:
-            with session.begin_nested():
-                session.add(NumberSequence(scope=scope, year=year, value=1))
+            with connection.begin_nested():
+                connection.execute(insert(_SEQUENCES).values(scope=scope, year=year, value=1))
             return 1
         except IntegrityError:
             continue
     raise Conflict("文号分配冲突，请重试")
+
+
+def _give_back_number(session: Session, scope: str, year: int) -> None:
+    """Undo :func:`_next_number` (its row is still locked by this transaction, so no later number
+    was taken): the count goes on without a gap."""
+    session.connection().execute(_step_statement(-1), {"the_scope": scope, "the_year": year})
+
+
+@functools.cache
+def _step_statement(step: int) -> Any:
+    """``UPDATE number_sequence SET value = value + step … RETURNING value`` for a scope and year."""
+    return (
+        update(_SEQUENCES)
+        .where(_SEQUENCES.c.scope == bindparam("the_scope"), _SEQUENCES.c.year == bindparam("the_year"))
+        .values(value=_SEQUENCES.c.value + step)
+        .returning(_SEQUENCES.c.value)
+    )
+
+
+def _path_prefixes(path: str) -> list[str]:
+    """``/34/3418/341821/`` → ``/34/``, ``/34/3418/``, ``/34/3418/341821/`` (every ancestor's path)."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+_NOTICES = Notice.__table__
+#: the columns an issued notice starts without (status answers, closing)
+_NOTICE_COLUMNS = (
+    "acknowledged_at",
+    "acknowledged_by_id",
+    "response_text",
+    "responded_at",
+    "responded_by_id",
+    "closed_at",
+    "closed_by_id",
+    "close_note",
+)
+
+
+@functools.lru_cache(maxsize=2)
+def _insert_notice(on_sqlite: bool) -> Any:
+    """``INSERT … ON CONFLICT (dedupe_key) DO NOTHING RETURNING id`` (None: the key exists)."""
+    upsert = sqlite.insert if on_sqlite else postgresql.insert
+    return (
+        upsert(_NOTICES)
+        .on_conflict_do_nothing(index_elements=[_NOTICES.c.dedupe_key])
+        .returning(_NOTICES.c.id)
+    )
+
+
+def _load_organisations(session: Session, hazard: Hazard) -> list[Any]:
+    """Read what issuing needs about the hazard's organisations in one statement: its region and
+    every ancestor (a lookup of the materialised path's prefixes, instead of a query per parent),
+    each with its enterprise and lead department.
+
+    They land in the session's identity map, so ``hazard.region``, ``region.parent``,
+    ``hazard.enterprise``, ``hazard.lead_department`` and ``department.region`` are read without
+    further queries (whatever is not found here is still loaded on access). The caller keeps
+    the returned rows while it reads them: the identity map holds its objects only weakly.
+    """
+    params = {
+        "prefixes": _path_prefixes(hazard.region_path or ""),
+        "enterprise_id": hazard.enterprise_id,
+        "department_id": hazard.lead_department_id,  # None: no department (= NULL matches nothing)
+    }
+    return list(session.execute(_organisations_statement(), params).all())
+
+
+@functools.cache
+def _organisations_statement() -> Any:
+    return (
+        select(Region, Enterprise, Department)
+        .select_from(Region)
+        .join(Enterprise, Enterprise.id == bindparam("enterprise_id"))
+        .outerjoin(Department, Department.id == bindparam("department_id"))
+        .where(Region.path.in_(bindparam("prefixes", expanding=True)))
+    )
 
 
 # --- recipients ---------------------------------------------------------------------------------------
@@ -310,7 +421,11 @@ def _recipient(key: str, name: str) -> dict[str, str]:
 
 
 def _resolve_recipients(
-    session: Session, hazard: Hazard, rung: policy.LadderRung, issuer: Issuer
+    session: Session,
+    hazard: Hazard,
+    rung: policy.LadderRung,
+    issuer: Issuer,
+    offices: _Offices | None = None,
 ) -> list[dict[str, str]]:
     """The rung's ``recipients`` keys as names (an unregistered actual controller is left out)."""
     enterprise = hazard.enterprise
@@ -328,10 +443,12 @@ def _resolve_recipients(
         elif key == "competent_department":
             lead = hazard.lead_department
             out.append(
-                _recipient(key, lead.name if lead is not None else _office_issuer(session, county).name)
+                _recipient(
+                    key, lead.name if lead is not None else _office_issuer(session, county, offices).name
+                )
             )
         elif key == "office":
-            out.append(_recipient(key, _office_issuer(session, seat).name))
+            out.append(_recipient(key, _office_issuer(session, seat, offices).name))
         elif key == "member_units":
             out.append(_recipient(key, f"{seat.name}安全生产委员会各成员单位"))
         elif key == "public":
@@ -478,6 +595,19 @@ def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
 # --- issuing ------------------------------------------------------------------------------------------
 
 
+@dataclass
+class PreparedNotice:
+    """A notice with everything but its 文号: what :func:`issue_prepared` numbers, renders and inserts."""
+
+    #: the notice's columns, but ``sequence``, ``document_number``, ``title`` and ``body_html``
+    row: dict[str, Any]
+    #: the facts it is rendered from, but ``document_number`` and ``sequence``
+    snapshot: dict[str, Any]
+    template: str
+    #: ``notice:<issuer_key>:<kind>``: the number_sequence scope of its 文号
+    scope: str
+
+
 def issue_notice(
     session: Session,
     ctx: EngineContext,
@@ -496,20 +626,63 @@ def issue_notice(
     The caller holds the hazard's instance lock (so the check below is exact; the unique
     constraint on ``dedupe_key`` is the backstop) and appends the ``notice_issued`` event itself
     (``notice_id``, ``number``, ``kind``, ``title``). ``facts`` are merged over the computed
-    facts (JSON values). Nothing is flushed outside a savepoint that also holds the number, so a
-    failure leaves no gap in the 文号 sequence.
+    facts (JSON values). :func:`prepare_notice` (every read) then :func:`issue_prepared` (the
+    文号, the text, the row).
 
-    :raises NoticeTemplateError: the template is missing or fails (nothing is issued).
+    :raises NoticeTemplateError: the template is missing or fails (nothing is issued, no number
+        is used up).
+    :raises NotFound: the rung's ``response`` names a value the profile lacks.
+    :raises Conflict: the 文号 exists already (see :func:`issue_prepared`).
+    """
+    prepared = prepare_notice(
+        session,
+        ctx,
+        hazard=hazard,
+        instance_id=instance_id,
+        rung=rung,
+        trigger=trigger,
+        dedupe_key=dedupe_key,
+        due_at=due_at,
+        profile=profile,
+        facts=facts,
+    )
+    return issue_prepared(session, ctx, prepared) if prepared is not None else None
+
+
+def prepare_notice(
+    session: Session,
+    ctx: EngineContext,
+    *,
+    hazard: Hazard,
+    instance_id: int,
+    rung: policy.LadderRung,
+    trigger: str,
+    dedupe_key: str,
+    due_at: dt.datetime | None,
+    profile: PolicyProfile,
+    facts: Mapping[str, Any] | None = None,
+    dedupe_checked: bool = False,
+) -> PreparedNotice | None:
+    """Everything :func:`issue_notice` reads and computes (issuer, recipients, deadlines, facts),
+    without the 文号; None if ``dedupe_key`` exists.
+
+    ``dedupe_checked``: the caller has made that check itself, under the instance lock (the
+    runtime reads it with the instance's issued rungs). Nothing is written.
+
     :raises NotFound: the rung's ``response`` names a value the profile lacks.
     """
-    if session.scalar(select(Notice.id).where(Notice.dedupe_key == dedupe_key)) is not None:
+    if not dedupe_checked and (
+        session.scalar(select(Notice.id).where(Notice.dedupe_key == dedupe_key)) is not None
+    ):
         return None
     if rung.kind not in policy.NOTICE_KINDS:
         raise InvalidInput({"kind": [f"未知的文书种类 {rung.kind!r}"]})
     now = ctx.clock.now()
     calendar = working_calendar.current_calendar()
-    issuer = resolve_issuer(session, hazard, rung)
-    recipients = _resolve_recipients(session, hazard, rung, issuer)
+    organisations = _load_organisations(session, hazard)  # noqa: F841  (kept alive until the end)
+    offices: _Offices = {}
+    issuer = resolve_issuer(session, hazard, rung, offices=offices)
+    recipients = _resolve_recipients(session, hazard, rung, issuer, offices)
     year = now.astimezone(ctx.tz).year
 
     response_due_at: dt.datetime | None = None
@@ -540,12 +713,14 @@ def issue_notice(
     offset_value = policy.policy_values(profile).get(rung.offset) if rung.offset else None
 
     enterprise = hazard.enterprise
-    co_departments = session.scalars(
-        select(Department.name)
-        .join(HazardDepartment, HazardDepartment.department_id == Department.id)
-        .where(HazardDepartment.hazard_id == hazard.id)
-        .order_by(Department.id)
-    ).all()
+    co_departments: Sequence[str] = []
+    if "co_departments" in inspect(hazard).unloaded or hazard.co_departments:
+        co_departments = session.scalars(
+            select(Department.name)
+            .join(HazardDepartment, HazardDepartment.department_id == Department.id)
+            .where(HazardDepartment.hazard_id == hazard.id)
+            .order_by(Department.id)
+        ).all()
     lead_name = hazard.lead_department.name if hazard.lead_department is not None else None
     target_departments = [n for n in dict.fromkeys([lead_name, *co_departments]) if n]
     listing_level = LISTING_LEVELS.get(str(issuer.region.level))
@@ -604,47 +779,73 @@ def issue_notice(
     }
     snapshot = _jsonable({**computed, **(facts or {})})
 
+    row = {
+        "hazard_id": hazard.id,
+        "instance_id": instance_id,
+        "rung": rung.key,
+        "kind": rung.kind,
+        "level": rung.level,
+        "trigger": trigger,
+        "dedupe_key": dedupe_key,
+        "issuer_key": issuer.key,
+        "issuer_name": issuer.name,
+        "issuer_abbreviation": issuer.abbreviation,
+        "year": year,
+        "enterprise_id": hazard.enterprise_id,
+        "target_departments": target_departments,
+        "recipients": recipients,
+        "facts": snapshot,
+        "due_at": due_at,
+        "issued_at": now,
+        "response_due_at": response_due_at,
+        "meeting_at": meeting_at,
+        "place": place,
+        "status": NoticeStatus.ISSUED.value,
+    }
+    return PreparedNotice(row, snapshot, rung.template, f"notice:{issuer.key}:{rung.kind}")
+
+
+def issue_prepared(session: Session, ctx: EngineContext, prepared: PreparedNotice) -> Notice | None:
+    """Number, render and insert a prepared notice; None if its ``dedupe_key`` exists already.
+
+    The 文号 is taken here, after every read: its row lock (shared by every notice of the issuer,
+    kind and year) is held from here to the end of the transaction, so the caller takes it as late
+    as it can (the runtime: when the step is written). The notice is inserted at once (``INSERT …
+    ON CONFLICT (dedupe_key) DO NOTHING RETURNING``); nothing else of the caller's unit of work is
+    flushed here. A failure leaves no gap in the sequence: a template that fails gives the number
+    back (the row is still locked by this transaction, so no later number was taken), as does a
+    notice the dedupe backstop refused.
+
+    :raises NoticeTemplateError: the template is missing or fails (nothing is issued).
+    :raises Conflict: the 文号 exists already (the numbering was tampered with); on PostgreSQL the
+        transaction is then aborted and must be rolled back.
+    """
+    row, snapshot, scope = dict(prepared.row), prepared.snapshot, prepared.scope
+    year, kind = row["year"], row["kind"]
+    sequence = _next_number(session, scope, year)
     try:
-        with session.begin_nested():
-            sequence = _next_number(session, f"notice:{issuer.key}:{rung.kind}", year)
-            number = document_number(issuer.abbreviation, rung.kind, year, sequence)
-            snapshot["document_number"] = number
-            snapshot["sequence"] = sequence
-            title, body_html = render_notice(ctx, rung.template, snapshot)
-            notice = Notice(
-                hazard_id=hazard.id,
-                instance_id=instance_id,
-                rung=rung.key,
-                kind=rung.kind,
-                level=rung.level,
-                trigger=trigger,
-                dedupe_key=dedupe_key,
-                issuer_key=issuer.key,
-                issuer_name=issuer.name,
-                issuer_abbreviation=issuer.abbreviation,
-                year=year,
-                sequence=sequence,
-                document_number=number,
-                enterprise_id=hazard.enterprise_id,
-                target_departments=target_departments,
-                recipients=recipients,
-                title=title,
-                body_html=body_html,
-                facts=snapshot,
-                due_at=due_at,
-                issued_at=now,
-                response_due_at=response_due_at,
-                meeting_at=meeting_at,
-                place=place,
-                status=NoticeStatus.ISSUED.value,
-            )
-            session.add(notice)
-            session.flush()
+        number = document_number(row["issuer_abbreviation"], kind, year, sequence)
+        snapshot["document_number"] = number
+        snapshot["sequence"] = sequence
+        title, body_html = render_notice(ctx, prepared.template, snapshot)
+    except Exception:
+        _give_back_number(session, scope, year)
+        raise
+    row.update(sequence=sequence, document_number=number, title=title, body_html=body_html)
+    try:
+        notice_id = session.connection().execute(_insert_notice(is_sqlite(session)), row).scalar()
     except IntegrityError:
-        # the savepoint rolled back the number too; another transaction issued it first
-        if session.scalar(select(Notice.id).where(Notice.dedupe_key == dedupe_key)) is not None:
-            return None
+        # the same 文号 exists: the sequence row was reset or a notice was numbered by hand
+        if is_sqlite(session):  # the statement failed, not the transaction: keep the count exact
+            _give_back_number(session, scope, year)
         raise Conflict("文号分配冲突，请重试") from None
+    if notice_id is None:  # another transaction issued it first (unique dedupe_key)
+        _give_back_number(session, scope, year)
+        return None
+    # the row as written, in the session as a persistent object (no read back)
+    notice = Notice(**{column: None for column in _NOTICE_COLUMNS}, **row, id=notice_id)
+    make_transient_to_detached(notice)
+    session.add(notice)
     return notice
 
 

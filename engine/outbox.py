@@ -21,6 +21,10 @@ Nothing is rendered here: a row holds the message kind and the facts a template 
 ``notifiers`` renders and delivers it later, at least once. Each row's idempotency key is
 ``<instance>:<event seq>:<user>:<channel>``, so the same event can never enqueue twice and
 receivers can drop a redelivery.
+
+The rows are written with the session's next flush, every message since the last flush in one
+multi-row ``INSERT`` (like the events they announce, see :mod:`engine.events`): nothing reads a
+message back in the transaction that enqueues it, so they are not ORM objects of the session.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from sqlalchemy import ColumnElement
 from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import bindparam
+from sqlalchemy import event as sa_event
 from sqlalchemy import exists
+from sqlalchemy import insert
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -84,7 +90,8 @@ _NOTICE_RECIPIENTS = (
 def on_event(session: Session, ctx: EngineContext, loaded: _Loaded, event: Event) -> int:
     """Enqueue the notifications ``event`` causes (no flush, no commit); returns how many.
 
-    Called by the runtime right after it appended ``event`` to ``loaded.instance``'s chain.
+    Called by the runtime right after it appended ``event`` to ``loaded.instance``'s chain (so the
+    session is dirty and its next flush writes the rows, see :func:`_write_pending_messages`).
     """
     if event.action not in NOTIFYING_ACTIONS or not ctx.settings.notify_channels:
         return 0
@@ -109,12 +116,13 @@ def on_event(session: Session, ctx: EngineContext, loaded: _Loaded, event: Event
             roles.extend(_SAFETY_AND_PRINCIPALS)
         elif event.action == "notice_issued":
             roles.extend(_NOTICE_RECIPIENTS)
-        recipients = _recipients(session, loaded.hazard, roles, users)
+        recipients = _recipients(session, loaded.hazard, roles, users, cache=loaded.recipients)
         excluded = _separated_users(session, loaded, items) if recipients else set()
         recipients = [r for r in recipients if r.user_id not in excluded or r.user_id in users]
         if not recipients:
             return 0
         facts = _facts(loaded, event, items, recipients[0].enterprise_name)
+    pending: list[dict[str, Any]] = session.info.setdefault(_PENDING, [])
     count = 0
     for recipient in recipients:
         user_id, contact = recipient.user_id, recipient.contact
@@ -124,23 +132,59 @@ def on_event(session: Session, ctx: EngineContext, loaded: _Loaded, event: Event
             address = _address(channel, user_id, recipient.username, contact)
             if not address:
                 continue
-            session.add(
-                OutboxMessage(
-                    idempotency_key=f"{event.instance_id}:{event.seq}:{user_id}:{channel}",
-                    kind=event.action,
-                    channel=channel,
-                    recipient_user_id=user_id,
-                    recipient_address=address,
-                    hazard_id=loaded.hazard.id,
-                    payload={**facts, "recipient_name": recipient.display_name},
-                    state=OutboxState.PENDING.value,
-                    attempts=0,
-                    next_attempt_at=loaded.now,
-                    created_at=loaded.now,
-                )
+            pending.append(
+                {
+                    "idempotency_key": f"{event.instance_id}:{event.seq}:{user_id}:{channel}",
+                    "kind": event.action,
+                    "channel": channel,
+                    "recipient_user_id": user_id,
+                    "recipient_address": address,
+                    "hazard_id": loaded.hazard.id,
+                    "subject": None,
+                    "payload": {**facts, "recipient_name": recipient.display_name},
+                    "state": OutboxState.PENDING.value,
+                    "attempts": 0,
+                    "next_attempt_at": loaded.now,
+                    "created_at": loaded.now,
+                }
             )
             count += 1
     return count
+
+
+#: ``session.info`` key of the messages enqueued since the session's last flush
+_PENDING = "hazardloop.pending_outbox"
+
+
+def update_pending(session: Session, event: Event, **facts: Any) -> int:
+    """Change facts of the messages ``event`` enqueued that are not written yet (the runtime fills
+    in a notice's number when it is taken, at the flush); returns how many messages changed."""
+    prefix = f"{event.instance_id}:{event.seq}:"
+    changed = 0
+    for row in session.info.get(_PENDING, ()):
+        if row["idempotency_key"].startswith(prefix):
+            row["payload"].update(facts)
+            changed += 1
+    return changed
+
+
+@sa_event.listens_for(Session, "before_flush")
+def _write_pending_messages(session: Session, _flush_context: Any, _instances: Any) -> None:
+    """Insert the enqueued messages in one statement, with the flush that writes their event."""
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.connection().execute(insert(OutboxMessage.__table__), pending)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _discard_pending_messages(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_PENDING, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_pending_messages(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # ended without a flush (closed): nothing is left for the next
+        session.info.pop(_PENDING, None)
 
 
 def _items_concerned(session: Session, loaded: _Loaded, event: Event) -> list[WorkItem]:
@@ -226,8 +270,9 @@ class _Recipient:
 def _recipients_statement(kinds: tuple[str, ...], with_ids: bool) -> Select[Any]:
     """One SELECT for the users holding ``role_<i>`` reached the ``kinds[i]`` way, or named by id.
 
-    Built once per shape with bound parameters (the statement is on the path of every step that
-    creates a task, so it is not rebuilt each time).
+    Each row ends with one flag per role (does the user hold ``role_<i>`` that way?), so the
+    caller can remember the users of each role. Built once per shape with bound parameters (the
+    statement is on the path of every step that creates a task, so it is not rebuilt each time).
     """
     in_region = or_(
         # a membership's region is its own, or else its department's (as engine.access.load_actor reads it)
@@ -267,8 +312,14 @@ def _recipients_statement(kinds: tuple[str, ...], with_ids: bool) -> Select[Any]
     if acting:
         clauses.append(exists().where(Membership.user_id == User.id, or_(*acting)))
     enterprise_name = select(Enterprise.name).where(Enterprise.id == bindparam("enterprise_id"))
+    flags = [
+        exists().where(Membership.user_id == User.id, clause).label(f"holds_{i}")
+        for i, clause in enumerate(acting)
+    ]
     return (
-        select(User.id, User.username, User.display_name, UserContact, enterprise_name.scalar_subquery())
+        select(
+            User.id, User.username, User.display_name, UserContact, enterprise_name.scalar_subquery(), *flags
+        )
         .outerjoin(UserContact, UserContact.user_id == User.id)
         .where(User.active.is_(True), or_(*clauses))
         .order_by(User.id)
@@ -281,29 +332,57 @@ def candidate_user_ids(session: Session, hazard: Hazard, role: str, org_scope: s
 
 
 def _recipients(
-    session: Session, hazard: Hazard, roles: Sequence[tuple[str, str]], user_ids: Iterable[int]
+    session: Session,
+    hazard: Hazard,
+    roles: Sequence[tuple[str, str]],
+    user_ids: Iterable[int],
+    *,
+    cache: dict[Any, Any] | None = None,
 ) -> list[_Recipient]:
-    """The active users named by id or holding one of ``roles`` on the hazard — one query."""
+    """The active users named by id or holding one of ``roles`` on the hazard (by user id) — at
+    most one query.
+
+    ``cache`` (the runtime passes one per protocol run, i.e. per transaction) remembers the users
+    of each role reached each way and the users read, so the events of one step (a notice and its
+    reminder, say) ask the database once per role, not once per event.
+    """
     ids = sorted(set(user_ids))
-    kinds: list[str] = []
-    params: dict[str, Any] = {}
+    wanted: dict[tuple[Role, str], None] = {}
     for role, org_scope in dict.fromkeys(roles):
         kind = _scope_kind(hazard, role, org_scope)
         if kind is not None:
-            params[f"role_{len(kinds)}"] = Role(role)
-            kinds.append(kind)
-    if not kinds and not ids:
+            wanted[(Role(role), kind)] = None
+    if not wanted and not ids:
         return []
-    params.update(
-        prefixes=_path_prefixes(hazard.region_path),
-        enterprise_id=hazard.enterprise_id,
-        lead_department_id=hazard.lead_department_id,
-        sector_code=hazard.sector_code,
-    )
-    if ids:
-        params["user_ids"] = ids
-    rows = session.execute(_recipients_statement(tuple(kinds), bool(ids)), params).all()
-    return [_Recipient(*row) for row in rows]
+    scope = (hazard.enterprise_id, hazard.lead_department_id, hazard.sector_code, hazard.region_path)
+    known = (cache if cache is not None else {}).setdefault(scope, ({}, {}))
+    by_role: dict[tuple[Role, str], tuple[int, ...]] = known[0]
+    users: dict[int, _Recipient] = known[1]
+    missing = [w for w in wanted if w not in by_role]
+    missing_ids = [i for i in ids if i not in users]
+    if missing or missing_ids:
+        params: dict[str, Any] = {f"role_{i}": role for i, (role, _kind) in enumerate(missing)}
+        params.update(
+            prefixes=_path_prefixes(hazard.region_path),
+            enterprise_id=hazard.enterprise_id,
+            lead_department_id=hazard.lead_department_id,
+            sector_code=hazard.sector_code,
+        )
+        if missing_ids:
+            params["user_ids"] = missing_ids
+        statement = _recipients_statement(tuple(kind for _role, kind in missing), bool(missing_ids))
+        holders: dict[tuple[Role, str], list[int]] = {w: [] for w in missing}
+        for row in session.execute(statement, params):
+            recipient = _Recipient(*row[:5])
+            users[recipient.user_id] = recipient
+            for w, holds in zip(missing, row[5:], strict=True):
+                if holds:
+                    holders[w].append(recipient.user_id)
+        by_role.update({w: tuple(found) for w, found in holders.items()})
+    chosen = {i for i in ids if i in users}
+    for w in wanted:
+        chosen.update(by_role[w])
+    return [users[i] for i in sorted(chosen)]
 
 
 def _address(channel: str, user_id: int, username: str, contact: UserContact | None) -> str | None:

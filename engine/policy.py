@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import MutableMapping
@@ -31,9 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import and_
+from sqlalchemy import event as sa_event
 from sqlalchemy import func
+from sqlalchemy import inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import make_transient_to_detached
 
 from .calendar import Deadline
 from .calendar import WorkingCalendar
@@ -57,6 +61,7 @@ __all__ = [
     "UNITS",
     "ImportResult",
     "PolicyValue",
+    "clear_pinned_cache",
     "deadline_for",
     "get_profile",
     "import_policy",
@@ -763,16 +768,83 @@ def pin_policy(data: MutableMapping[str, Any], profile: PolicyProfile, *, expose
         data[f"policy_{name}_unit"] = value.unit
 
 
+# Pinned profile versions, cached in-process: a stored version never changes (``import_policy``
+# only adds versions), so a version read once need not be read again by every escalation. An entry
+# is keyed by the database and the version's id; it enters the cache only when the transaction
+# that read it commits (a version read in a transaction that rolled back, e.g. one imported by that
+# very transaction, is never cached), and any write of a profile row through this process clears
+# the cache (a database whose ids were reused after a rollback cannot serve a stale version).
+_PINNED: dict[tuple[str, int], PolicyProfile] = {}
+_PINNED_LOCK = threading.Lock()
+#: ``session.info`` key: versions read in the session's transaction, cached if it commits
+_PINNED_READ = "hazardloop.pinned_policies"
+
+
+def _database(session: Session) -> str:
+    return str(session.get_bind().engine.url)
+
+
+def _detached_copy(profile: PolicyProfile) -> PolicyProfile:
+    """A copy of ``profile``'s columns, detached (shared by sessions only through ``merge``)."""
+    copy = PolicyProfile()
+    for attr in inspect(PolicyProfile).column_attrs:
+        setattr(copy, attr.key, getattr(profile, attr.key))
+    make_transient_to_detached(copy)
+    return copy
+
+
 def pinned_policy(session: Session, data: Mapping[str, Any]) -> PolicyProfile:
     """The profile version pinned by :func:`pin_policy` (from an instance's task data).
+
+    A version read before (by a committed transaction of this process) is not read again: the
+    cached copy is merged into ``session`` without a query.
 
     :raises NotFound: nothing pinned, or the pinned version is gone.
     """
     profile_id = data.get("policy_profile_id")
-    found = session.get(PolicyProfile, profile_id) if isinstance(profile_id, int) else None
+    if not isinstance(profile_id, int):
+        raise NotFound("固定的策略配置", profile_id)
+    key = (_database(session), profile_id)
+    cached = _PINNED.get(key)
+    if cached is not None:
+        return session.merge(cached, load=False)
+    found = session.get(PolicyProfile, profile_id)
     if found is None:
         raise NotFound("固定的策略配置", profile_id)
+    session.info.setdefault(_PINNED_READ, {})[key] = _detached_copy(found)
     return found
+
+
+def clear_pinned_cache() -> None:
+    """Forget the cached profile versions (any profile row written through this process does)."""
+    with _PINNED_LOCK:
+        _PINNED.clear()
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _cache_pinned_policies(session: Session) -> None:
+    read = session.info.pop(_PINNED_READ, None)
+    if read:
+        with _PINNED_LOCK:
+            _PINNED.update(read)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_pinned_policies(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_PINNED_READ, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _forget_pinned_policies(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # closed without a commit: not known to be committed
+        session.info.pop(_PINNED_READ, None)
+
+
+@sa_event.listens_for(PolicyProfile, "after_insert")
+@sa_event.listens_for(PolicyProfile, "after_update")
+@sa_event.listens_for(PolicyProfile, "after_delete")
+def _profile_written(_mapper: Any, _connection: Any, _target: PolicyProfile) -> None:
+    clear_pinned_cache()
 
 
 def deadline_for(calendar: WorkingCalendar, value: PolicyValue, start: dt.datetime) -> Deadline:

@@ -285,7 +285,9 @@ def fire(
         time.sleep(settings.test_fire_delay_ms / 1000)
     try:
         with sessions.begin() as session:
-            state = fire_timer(session, ctx, timer_job_id=job.id)
+            state = fire_timer(
+                session, ctx, timer_job_id=job.id, hazard_id=job.hazard_id, instance_id=job.instance_id
+            )
             if state != WAITING:
                 return state, False
             # SpiffWorkflow did not fire a job that is due by our clock: count it as a failed

@@ -42,6 +42,7 @@ from engine import deadlines
 from engine import definitions
 from engine import demo
 from engine import inspections
+from engine import migration
 from engine import policy
 from engine import scheduler
 from engine.access import load_actor
@@ -52,6 +53,7 @@ from engine.errors import InvalidInput
 from engine.errors import NotFound
 from engine.events import count_events
 from engine.events import verify_chain
+from engine.models import DefinitionVersion
 from engine.models.org import ROLE_LABELS
 from engine.runtime import EngineContext
 from engine.scheduler import RunResult
@@ -345,19 +347,229 @@ def processes() -> None:
 
 @processes.command("deploy")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--by", "username", default=None, help="发布人用户名（记录在版本中）。")
+@click.option("--note", default=None, help="版本说明。")
 @click.pass_obj
 @_guarded
-def processes_deploy(state: _State, file: Path) -> None:
-    """校验并部署 BPMN 文件 (validate and deploy FILE).
+def processes_deploy(state: _State, file: Path, username: str | None, note: str | None) -> None:
+    """校验并部署 BPMN 文件 (validate and publish FILE as the next version).
 
-    Identical content keeps its version; a refused file names the element and exits 2.
+    Identical content keeps its version; a refused file names the element and exits 2. Warnings
+    (unreachable elements …) are printed and do not stop the publication.
     """
     with state.sessions.begin() as session:
-        result = definitions.deploy_file(session, file, state.ctx.forms)
+        author = load_actor(session, username=username).user_id if username else None
+        result = definitions.deploy_file(session, file, state.ctx.forms, deployed_by_id=author, note=note)
         labels = [f"{v.process_key}@{v.version}" for v in result.versions]
     status = "新版本已部署" if result.created else "未变更（与已部署版本内容相同）"
     for label in labels:
         click.echo(f"{label}  {status}")
+    for warning in result.warnings:
+        click.echo(f"警告：元素 {warning.element_id}: {warning.message}")
+
+
+@processes.command("versions")
+@click.argument("key")
+@click.pass_obj
+@_guarded
+def processes_versions(state: _State, key: str) -> None:
+    """列出流程的全部版本 (versions of process KEY: author, note, hash, running instances, bindings)."""
+    with state.sessions.begin() as session:
+        versions = definitions.list_versions(session, key)
+    rows = [
+        (
+            str(v.version),
+            _local(state.ctx, v.deployed_at),
+            v.deployed_by or "—",
+            v.content_hash[:12],
+            str(v.running),
+            "、".join(v.bound_as) or "—",
+            v.note or "",
+        )
+        for v in versions
+    ]
+    click.echo(f"{key}：{len(versions)} 个版本")
+    for line in _table(("版本", "发布时间", "发布人", "sha256", "运行中", "绑定", "说明"), rows, indent="  "):
+        click.echo(line)
+
+
+def _diff_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else value
+
+
+@processes.command("diff")
+@click.argument("key")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@click.pass_obj
+@_guarded
+def processes_diff(state: _State, key: str, old: int, new: int) -> None:
+    """比较两个版本 (elements added, removed and changed from version OLD to NEW, by BPMN id)."""
+    with state.sessions.begin() as session:
+        diff = definitions.diff_versions(
+            definitions.get_version(session, key, old), definitions.get_version(session, key, new)
+        )
+    click.echo(f"{key}@{old} → {key}@{new}")
+    if diff.empty:
+        click.echo("  两个版本的流程元素相同（仅布局或文本格式不同）")
+        return
+    for sign, elements in (("+", diff.added), ("-", diff.removed)):
+        for element in elements:
+            click.echo(f"  {sign} {element.element_id}  {element.type}  {element.name or ''}".rstrip())
+    for change in diff.changed:
+        click.echo(f"  ~ {change.element_id}  {change.type}  {change.name or ''}".rstrip())
+        for field_name, (before, after) in change.fields.items():
+            click.echo(f"      {field_name}: {_diff_value(before)} → {_diff_value(after)}")
+
+
+def _region_id(session: Session, code: str | None) -> int | None:
+    return definitions.find_region(session, code).id if code else None
+
+
+@processes.command("bind")
+@click.argument("key")
+@click.option("--grade", required=True, help="隐患等级：general / prominent / major / supervision。")
+@click.option("--sector", default=None, help="行业代码（不填：所有行业）。")
+@click.option("--region", "region_code", default=None, help="地区代码，绑定对其下级地区同样有效。")
+@click.option("--version", "number", type=int, default=None, help="固定版本号（不填：始终用最新版本）。")
+@click.option("--by", "username", default=None, help="操作人用户名（记录在绑定历史中）。")
+@click.option("--note", default=None, help="说明。")
+@click.pass_obj
+@_guarded
+def processes_bind(
+    state: _State,
+    key: str,
+    grade: str,
+    sector: str | None,
+    region_code: str | None,
+    number: int | None,
+    username: str | None,
+    note: str | None,
+) -> None:
+    """新登记的隐患按等级（行业、地区）使用流程 KEY (bind; running instances keep their version)."""
+    with state.sessions.begin() as session:
+        actor_id = load_actor(session, username=username).user_id if username else None
+        binding = definitions.bind(
+            session,
+            grade=grade,
+            process_key=key,
+            sector_code=sector,
+            region_id=_region_id(session, region_code),
+            version=number,
+            changed_by_id=actor_id,
+            note=note,
+        )
+        label = definitions.binding_label(binding)
+    click.echo(f"{label} → {key}@{number if number is not None else '最新版本'}")
+
+
+@processes.command("rollback")
+@click.option("--grade", required=True, help="隐患等级。")
+@click.option("--sector", default=None, help="行业代码。")
+@click.option("--region", "region_code", default=None, help="地区代码。")
+@click.option("--by", "username", default=None, help="操作人用户名（记录在绑定历史中）。")
+@click.option("--note", default=None, help="说明。")
+@click.pass_obj
+@_guarded
+def processes_rollback(
+    state: _State,
+    grade: str,
+    sector: str | None,
+    region_code: str | None,
+    username: str | None,
+    note: str | None,
+) -> None:
+    """撤销最近一次绑定变更，恢复之前的版本 (again: one more step back)."""
+    with state.sessions.begin() as session:
+        actor_id = load_actor(session, username=username).user_id if username else None
+        region_id = _region_id(session, region_code)
+        binding = definitions.rollback_binding(
+            session, grade=grade, sector_code=sector, region_id=region_id, changed_by_id=actor_id, note=note
+        )
+        if binding is None:
+            label = grade + (f"/{sector}" if sector else "") + (f"@{region_code}" if region_code else "")
+            click.echo(f"{label}：绑定已撤销，改用更上一级的绑定")
+            return
+        version = binding.definition_version_id and session.get(
+            DefinitionVersion, binding.definition_version_id
+        )
+        target = f"{binding.process_key}@{version.version}" if version else f"{binding.process_key}@最新版本"
+        click.echo(f"{definitions.binding_label(binding)} → {target}")
+
+
+@processes.command("migrate")
+@click.argument("key")
+@click.option("--from", "old", type=int, required=True, help="源版本号。")
+@click.option("--to", "new", type=int, required=True, help="目标版本号。")
+@click.option("--dry-run", is_flag=True, help="只列出每个运行中实例能否迁移及原因，不做改动。")
+@click.option("--instance", "instance_ids", type=int, multiple=True, help="只迁移这些实例（可重复）。")
+@click.option("--by", "username", default=None, help="操作人用户名（记录在审计日志中）。")
+@click.pass_obj
+@_guarded
+def processes_migrate(
+    state: _State,
+    key: str,
+    old: int,
+    new: int,
+    dry_run: bool,
+    instance_ids: tuple[int, ...],
+    username: str | None,
+) -> None:
+    """把运行中的实例从版本 --from 迁移到 --to (each under its lock; a blocked one is left as it is).
+
+    The deadlines and history of a moved instance are kept. Exits 1 when some instance could
+    not move.
+    """
+    ctx = state.ctx
+    with state.sessions.begin() as session:
+        old_id = definitions.get_version(session, key, old).id
+        new_id = definitions.get_version(session, key, new).id
+        actor = load_actor(session, username=username) if username else None
+        migration.require_process_admin(actor)
+        checks = migration.preview_migration(
+            session, from_version_id=old_id, to_version_id=new_id, actor=actor
+        )
+    if instance_ids:
+        checks = [c for c in checks if c.instance_id in set(instance_ids)]
+    click.echo(f"{key}@{old} → {key}@{new}：运行中的实例 {len(checks)} 个")
+    rows = [
+        (
+            str(c.instance_id),
+            c.hazard_number,
+            ",".join(c.active) + (f"（+{len(c.waiting)} 个等待事件）" if c.waiting else "") or "—",
+            "可以" if c.movable else "不能",
+            "；".join(c.reasons or c.notes) or "",
+        )
+        for c in checks
+    ]
+    if rows:
+        for line in _table(("实例", "隐患编号", "当前环节", "迁移", "原因/说明"), rows, indent="  "):
+            click.echo(line)
+    movable = [c.instance_id for c in checks if c.movable]
+    if dry_run:
+        click.echo(f"预览：可迁移 {len(movable)} 个，不能迁移 {len(checks) - len(movable)} 个（未做改动）")
+        return
+    moved = 0
+    for done, instance_id in enumerate(movable, start=1):
+        # one unit of work per instance: a long migration holds no lock for long, and a failure
+        # leaves the instances before it migrated
+        with state.sessions.begin() as session:
+            worker = load_actor(session, username=username) if username else None
+            [result] = migration.migrate_instances(
+                session,
+                ctx,
+                from_version_id=old_id,
+                to_version_id=new_id,
+                instance_ids=[instance_id],
+                actor=worker,
+            )
+        moved += result.migrated
+        outcome = "已迁移" if result.migrated else f"未迁移：{'；'.join(result.reasons)}"
+        click.echo(f"  [{done}/{len(movable)}] 实例 {instance_id} {result.hazard_number} {outcome}")
+    left = len(checks) - moved
+    click.echo(f"完成：已迁移 {moved} 个，未迁移 {left} 个")
+    if left:
+        raise click.exceptions.Exit(1)
 
 
 # --- timers ---------------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ from .calendar import CalendarRevision  # noqa: E402
 from .calendar import CalendarYear  # noqa: E402
 from .calendar import CalendarYearStatus  # noqa: E402
 from .definition import DefinitionBinding  # noqa: E402
+from .definition import DefinitionBindingHistory  # noqa: E402
 from .definition import DefinitionVersion  # noqa: E402
 from .event import Event  # noqa: E402
 from .hazard import Grade  # noqa: E402
@@ -126,6 +127,7 @@ __all__ = [
     "CalendarYear",
     "CalendarYearStatus",
     "DefinitionBinding",
+    "DefinitionBindingHistory",
     "DefinitionVersion",
     "Department",
     "DepartmentSector",

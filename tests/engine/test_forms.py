@@ -43,6 +43,19 @@ SHIPPED_KEYS = {
     "delisting_application",
     "onsite_acceptance",
     "delisting",
+    # the sector variants (processes/sectors/)
+    "acceptance_evaluation",
+    "fire_listing",
+    "fire_case_closure",
+    "mines_five_plan",
+    "mines_investigation",
+    "hazchem_determination",
+    "construction_plan",
+    "construction_stop_work",
+    "construction_resume",
+    "road_interview",
+    "gas_stop_supply",
+    "gas_restore_supply",
 }
 
 #: A valid complete submission for every shipped form.
@@ -108,6 +121,89 @@ GOOD_SUBMISSIONS: dict[str, dict[str, object]] = {
     "delisting_application": {"summary": "已按治理方案完成整改", "principal_signature": "王建国"},
     "onsite_acceptance": {"decision": "pass", "opinion": "验收合格", "verifier_signature": "吴刚"},
     "delisting": {"channel": "县人民政府网站", "opinion": "同意摘牌"},
+    "acceptance_evaluation": {
+        "evaluator_type": "own_experts",
+        "evaluator_name": "本单位技术负责人及外聘专家",
+        "conclusion": "reject",
+        "report": [42],
+    },
+    "fire_listing": {
+        "fire_report_no": "郎消〔2026〕报5号",
+        "listed_on": "2026-11-23",
+        "supervising_leader": "分管副县长",
+        "requirements": "限期整改，落实整改期间安全管控措施",
+    },
+    "fire_case_closure": {
+        "decision": "pass",
+        "reviewed_on": "2026-12-01",
+        "opinion": "复查合格，同意销案",
+        "reviewer_signature": "郑华",
+    },
+    "mines_five_plan": {
+        "responsible_org": "采矿车间",
+        "responsible_person": "孙强",
+        "measures": "采空区充填",
+        "funds": "860000.00",
+        "due_date": "2026-12-31",
+        "contingency_plan": "冒顶片帮专项应急预案",
+        "interim_measures": "停止周边作业，设置警戒",
+        "stop_production": "partial",
+    },
+    "mines_investigation": {
+        "team_leader": "周敏",
+        "team_members": "县应急局、矿山安全专家",
+        "cause": "采空区未及时充填",
+        "responsibility": "主要负责人未落实排查治理责任",
+        "accountability": "约谈主要负责人",
+        "recurrence": "no",
+        "report": [51],
+        "leader_signature": "周敏",
+    },
+    "hazchem_determination": {
+        "standard_clause": "判定标准第十条",
+        "nature": "dynamic",
+        "major_hazard_source": "no",
+        "opinion": "判定为动态重大事故隐患",
+        "determiner_signature": "周敏",
+    },
+    "construction_plan": {"responsible_person": "张伟", "due_date": "2026-12-10", "measures": "补设临边防护"},
+    "construction_stop_work": {
+        "supervising_company": "宣城建设监理有限公司",
+        "supervising_engineer": "冯总监",
+        "order_no": "监停〔2026〕07号",
+        "ordered_on": "2026-11-23",
+        "scope": "3号楼高支模区域",
+        "safety_measures": "人员撤离，设置警戒区",
+        "owner_notified": "yes",
+        "order": [61],
+    },
+    "construction_resume": {
+        "supervising_engineer": "冯总监",
+        "resumed_on": "2026-12-05",
+        "conditions": "验收合格",
+        "order": [62],
+        "project_signature": "钱勇",
+    },
+    "road_interview": {
+        "interviewed_on": "2026-11-23",
+        "place": "企业调度室",
+        "attendees": "主要负责人",
+        "vehicles": "皖P·12345 逾期未检验",
+        "requirements": "10日内消除隐患",
+        "interviewer_signature": "交警甲",
+    },
+    "gas_stop_supply": {
+        "scope": "3号调压箱下游管网",
+        "stopped_on": "2026-11-23",
+        "users_notified": "短信告知420户",
+        "safety_measures": "关阀放散，现场警戒",
+        "operator_signature": "周安全",
+    },
+    "gas_restore_supply": {
+        "inspection": "气密性试验合格",
+        "restored_on": "2026-12-05",
+        "operator_signature": "周安全",
+    },
 }
 
 
@@ -197,7 +293,12 @@ def test_no_shipped_form_routes_to_reserved_variables(forms: dict[str, FormDefin
 
 def test_shipped_deadline_fields(forms: dict[str, FormDefinition]) -> None:
     deadlines = {key: form.deadline_field for key, form in forms.items() if form.deadline_field}
-    assert deadlines == {"rectification_plan": "due_date", "governance_plan": "due_date"}
+    assert deadlines == {
+        "rectification_plan": "due_date",
+        "governance_plan": "due_date",
+        "mines_five_plan": "due_date",
+        "construction_plan": "due_date",
+    }
     # An extension request proposes a date; only an approved extension moves the deadline.
     assert forms["extension_request"].deadline_field is None
     plan = forms["rectification_plan"]

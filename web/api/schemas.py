@@ -462,6 +462,132 @@ class DefinitionListSchema(Schema):
     total = fields.Integer()
 
 
+class VersionQuerySchema(Schema):
+    key = _Text(
+        required=True,
+        validate=_length(1, 100),
+        metadata={"description": "流程标识", "example": "hazard_general"},
+    )
+
+
+class VersionPairQuerySchema(VersionQuerySchema):
+    from_version = _Int(
+        strict=False,
+        required=True,
+        data_key="from",
+        validate=_range(1, MAX_ID),
+        metadata={"description": "源版本号"},
+    )
+    to_version = _Int(
+        strict=False,
+        required=True,
+        data_key="to",
+        validate=_range(1, MAX_ID),
+        metadata={"description": "目标版本号"},
+    )
+
+
+class VersionSchema(Schema):
+    id = fields.Integer()
+    key = fields.String(attribute="process_key")
+    name = fields.String()
+    version = fields.Integer()
+    hash = fields.String(attribute="content_hash", metadata={"description": "BPMN 文件的 sha256"})
+    source_filename = fields.String()
+    deployed_at = _Instant()
+    deployed_by = fields.String(allow_none=True, metadata={"description": "发布人用户名"})
+    note = fields.String(allow_none=True, metadata={"description": "版本说明"})
+    running = fields.Integer(metadata={"description": "仍在此版本上运行的实例数"})
+    bound_as = fields.List(
+        fields.String(),
+        metadata={"description": "以此版本开始新隐患的绑定：等级[/行业][@地区代码]"},
+    )
+
+
+class VersionListSchema(Schema):
+    items = fields.List(fields.Nested(VersionSchema))
+    total = fields.Integer()
+
+
+class DiffElementSchema(Schema):
+    element_id = fields.String()
+    type = fields.String(metadata={"description": "BPMN 元素类型（事件带事件定义，如 boundaryEvent:timer）"})
+    name = fields.String(allow_none=True)
+
+
+class ElementChangeSchema(DiffElementSchema):
+    fields_ = fields.Function(
+        lambda change: {key: {"old": old, "new": new} for key, (old, new) in change.fields.items()},
+        data_key="fields",
+        metadata={
+            "type": "object",
+            "additionalProperties": {"type": "object", "properties": {"old": {}, "new": {}}},
+            "description": "改变的属性：name、type、properties、timer、condition、handler、source、target 等",
+        },
+    )
+
+
+class VersionDiffSchema(Schema):
+    key = fields.String(attribute="process_key")
+    from_version = fields.Integer(data_key="from")
+    to_version = fields.Integer(data_key="to")
+    added = fields.List(fields.Nested(DiffElementSchema))
+    removed = fields.List(fields.Nested(DiffElementSchema))
+    changed = fields.List(fields.Nested(ElementChangeSchema))
+
+
+class InstanceCheckSchema(Schema):
+    instance_id = fields.Integer()
+    hazard_id = fields.Integer()
+    hazard_number = fields.String()
+    hazard_title = fields.String()
+    kind = fields.String(metadata={"description": "loop 闭环 / supervision 挂牌督办"})
+    active = fields.List(fields.String(), metadata={"description": "当前待办环节（BPMN 元素标识）"})
+    waiting = fields.List(fields.String(), metadata={"description": "等待中的事件（定时器等）"})
+    movable = fields.Boolean()
+    reasons = fields.List(fields.String(), metadata={"description": "不能迁移的原因（元素: 原因）"})
+    notes = fields.List(fields.String(), metadata={"description": "迁移会带来的变化（新增边界事件等）"})
+
+
+class MigrationPreviewSchema(Schema):
+    key = fields.String()
+    from_version = fields.Integer(data_key="from")
+    to_version = fields.Integer(data_key="to")
+    items = fields.List(fields.Nested(InstanceCheckSchema))
+    movable = fields.Integer(metadata={"description": "可迁移的实例数"})
+    blocked = fields.Integer(metadata={"description": "不能迁移的实例数"})
+
+
+class MigrateRequestSchema(Schema):
+    key = _Text(required=True, validate=_length(1, 100), metadata={"description": "流程标识"})
+    from_version = _Int(
+        required=True, data_key="from", validate=_range(1, MAX_ID), metadata={"description": "源版本号"}
+    )
+    to_version = _Int(
+        required=True, data_key="to", validate=_range(1, MAX_ID), metadata={"description": "目标版本号"}
+    )
+    instance_ids = fields.List(
+        _Int(validate=_range(1, MAX_ID)),
+        load_default=None,
+        validate=validate.Length(max=10_000, error="一次最多迁移 10000 个实例"),
+        metadata={"description": "只迁移这些实例；省略则迁移源版本上调用者可管理的全部运行中实例"},
+    )
+
+
+class MigrationResultSchema(Schema):
+    instance_id = fields.Integer()
+    hazard_id = fields.Integer()
+    hazard_number = fields.String()
+    migrated = fields.Boolean()
+    reasons = fields.List(fields.String(), metadata={"description": "未迁移的原因"})
+
+
+class MigrationResultListSchema(Schema):
+    items = fields.List(fields.Nested(MigrationResultSchema))
+    migrated = fields.Integer()
+    failed = fields.Integer()
+
+
 # --- notices ----------------------------------------------------------------------------------------
 
 
@@ -582,6 +708,18 @@ COMPONENTS: dict[str, type[Schema]] = {
     "DefinitionBinding": DefinitionBindingSchema,
     "Definition": DefinitionSchema,
     "DefinitionList": DefinitionListSchema,
+    "VersionQuery": VersionQuerySchema,
+    "VersionPairQuery": VersionPairQuerySchema,
+    "Version": VersionSchema,
+    "VersionList": VersionListSchema,
+    "DiffElement": DiffElementSchema,
+    "ElementChange": ElementChangeSchema,
+    "VersionDiff": VersionDiffSchema,
+    "InstanceCheck": InstanceCheckSchema,
+    "MigrationPreview": MigrationPreviewSchema,
+    "MigrateRequest": MigrateRequestSchema,
+    "MigrationResult": MigrationResultSchema,
+    "MigrationResultList": MigrationResultListSchema,
     "NoticeQuery": NoticeQuerySchema,
     "NoticeRecipient": NoticeRecipientSchema,
     "Notice": NoticeSchema,
