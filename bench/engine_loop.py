@@ -31,6 +31,7 @@ import cProfile
 import datetime as dt
 import gc
 import io
+import json
 import os
 import pstats
 import statistics
@@ -130,10 +131,23 @@ def _run_for(mode_seconds: float, min_loops: int, loop: Callable[[], None]) -> t
 # --- raw SpiffWorkflow -------------------------------------------------------------------------------
 
 
+def _national_ladder() -> dict[str, list[Any]]:
+    """The national profile's ladder as timer data, as ``engine.runtime`` pins it at start."""
+    document = json.loads((GENERAL_BPMN.parent / "policies" / "national.json").read_text(encoding="utf-8"))
+    values = document["values"]
+    ladder: dict[str, list[Any]] = {}
+    for key, rung in document["ladder"]["rungs"].items():
+        if rung.get("offset"):
+            value = values[rung["offset"]]
+            ladder[key] = [-value["value"] if key == "urge_before" else value["value"], value["unit"]]
+    return ladder
+
+
 def bench_raw(mode: Mode) -> Result:
     [process] = bpmn.parse_bpmn(GENERAL_BPMN.read_bytes(), GENERAL_BPMN.name)
     deadline = f"{_due_date()}T15:59:59+00:00"
     result = Result("raw (in memory)")
+    ladder = _national_ladder()
 
     def complete(workflow: Any, key: str, variables: dict[str, Any]) -> None:
         [task] = [t for t in bpmn.ready_user_tasks(workflow) if t.key == key]
@@ -151,6 +165,10 @@ def bench_raw(mode: Mode) -> Result:
                 "deadline_at": None,
                 "decision": None,
                 "verified": None,
+                # what the runtime pins at start: the national ladder's offsets (timers read them)
+                "ladder": ladder,
+                "last_progress_at": dt.datetime.now(dt.UTC).isoformat(),
+                "escalation_not_before": None,
             }
         )
         workflow.do_engine_steps()
