@@ -263,6 +263,13 @@ def _drop_saved_workflows(session: Session, _previous_transaction: Any) -> None:
 # --- the protocol ---------------------------------------------------------------------------------
 
 
+#: the spec is cached by content hash: the diagram and spec texts are not needed per step
+_VERSION_WITHOUT_TEXTS = (
+    joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
+    joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+)
+
+
 def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
     instance = session.scalars(
         select(ProcessInstance)
@@ -270,10 +277,8 @@ def _lock_instance(session: Session, hazard_id: int) -> ProcessInstance:
         .order_by(ProcessInstance.id.desc())
         .limit(1)
         .with_for_update(of=ProcessInstance)
-        # the spec is cached by content hash: the diagram and spec texts are not needed per step
         .options(
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+            *_VERSION_WITHOUT_TEXTS,
         )
         .execution_options(populate_existing=True)
     ).first()
@@ -302,8 +307,7 @@ def _lock_statement() -> Select[tuple[ProcessInstance, Hazard]]:
         .where(ProcessInstance.id == latest)
         .with_for_update(of=ProcessInstance)
         .options(
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+            *_VERSION_WITHOUT_TEXTS,
             joinedload(Hazard.co_departments),
         )
         .execution_options(populate_existing=True)
@@ -367,8 +371,7 @@ def _lock_track(session: Session, hazard_id: int, instance_id: int) -> ProcessIn
         .where(ProcessInstance.id == instance_id, ProcessInstance.hazard_id == hazard_id)
         .with_for_update(of=ProcessInstance)
         .options(
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.bpmn_xml),
-            joinedload(ProcessInstance.definition_version).defer(DefinitionVersion.spec_json),
+            *_VERSION_WITHOUT_TEXTS,
         )
         .execution_options(populate_existing=True)
     ).first()
