@@ -78,6 +78,9 @@ from .calendar import CalendarYearStatus  # noqa: E402
 from .definition import DefinitionBinding  # noqa: E402
 from .definition import DefinitionBindingHistory  # noqa: E402
 from .definition import DefinitionVersion  # noqa: E402
+from .design import DesignDraft  # noqa: E402
+from .design import DesignEvent  # noqa: E402
+from .design import FormVersion  # noqa: E402
 from .event import Event  # noqa: E402
 from .hazard import Grade  # noqa: E402
 from .hazard import HandlingType  # noqa: E402
@@ -130,11 +133,14 @@ __all__ = [
     "DefinitionBindingHistory",
     "DefinitionVersion",
     "Department",
+    "DesignDraft",
+    "DesignEvent",
     "DepartmentSector",
     "Enterprise",
     "Event",
     "ExtensionRequest",
     "ExtensionState",
+    "FormVersion",
     "Grade",
     "HandlingType",
     "Hazard",

@@ -37,6 +37,8 @@ class DefinitionVersion(Base):
     deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     deployed_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     note: Mapped[str | None] = mapped_column(String(500))
+    #: the sector whose lead department owns (may change) this process; None: national (系统管理员)
+    sector_code: Mapped[str | None] = mapped_column(ForeignKey("sector.code"))
 
 
 class DefinitionBinding(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from typing import Any
 
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -52,6 +53,8 @@ class ProcessInstance(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime.datetime | None]
+    #: form versions pinned at start, ``{form_key: form_version id}`` (missing key: the shipped file)
+    form_pins: Mapped[dict[str, Any] | None]
 
     definition_version: Mapped[DefinitionVersion] = relationship(lazy="joined")
 

@@ -43,6 +43,8 @@ class WorkItem(Base):
     candidate_role: Mapped[str] = mapped_column(String(32))
     org_scope: Mapped[str] = mapped_column(String(32))  # enterprise | department | region
     form_key: Mapped[str] = mapped_column(String(100))
+    #: the form version pinned to the instance for ``form_key`` (None: the shipped file form)
+    form_version_id: Mapped[int | None] = mapped_column(ForeignKey("form_version.id"))
     delegable: Mapped[bool] = mapped_column(Boolean, default=True)
     #: ",rectify,fix_on_spot," — whoever completed one of these tasks may not do this one
     #: (验收人不得为整改人); kept here so task lists can leave such items out in SQL.
