@@ -62,6 +62,7 @@ from engine.config import Settings  # noqa: E402
 from engine.demo import deploy_bundled  # noqa: E402
 from engine.demo import seed_calendar_and_policies  # noqa: E402
 from engine.demo import seed_organisations  # noqa: E402
+from engine.form_versions import publish_form_version  # noqa: E402
 from engine.forms import FormDefinition  # noqa: E402
 from engine.forms import parse_form_definition  # noqa: E402
 from engine.models import ProcessInstance  # noqa: E402
@@ -256,6 +257,11 @@ class PersistedLoop:
             deploy_bundled(session, settings.processes_dir, self.ctx.forms)
             # registration pins a policy profile and deadlines use the working-day calendar
             seed_calendar_and_policies(session, settings.processes_dir)
+            # and the latest national form versions: the photo-free ones
+            for key, form in self.ctx.forms.items():
+                publish_form_version(
+                    session, form_key=key, sector_code=None, document=form.to_dict(), note="bench"
+                )
         # actors are loaded once, as a web process caches the logged-in user per request
         with self.sessions() as session:
             self.actors = {

@@ -12,6 +12,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import joinedload
 
+from . import form_versions
 from . import runtime
 from .access import Actor
 from .access import can_see
@@ -92,7 +93,7 @@ def add_task_attachment(
         raise Conflict(f"任务「{item.title}」已被他人认领")
     if not may_act_on(session, actor, item, hazard):
         raise Forbidden(f"您没有办理任务「{item.title}」的权限")
-    phase = field_phase(ctx.form(item.form_key), field)
+    phase = field_phase(form_versions.form_for_item(session, ctx, item), field)
     return runtime.add_attachment(
         session,
         ctx,
@@ -131,7 +132,7 @@ def add_form_attachment(
     :raises NotFound: unknown hazard or form, or the hazard is outside the actor's scope.
     :raises InvalidInput: no such attachment field, or the file was refused.
     """
-    phase = field_phase(ctx.form(form_key), field)
+    phase = field_phase(form_versions.form_for_hazard(session, ctx, hazard_id, form_key), field)
     return runtime.add_attachment(
         session,
         ctx,

@@ -35,6 +35,7 @@ from .handlers import HANDLERS
 from .models import DefinitionBinding
 from .models import DefinitionBindingHistory
 from .models import DefinitionVersion
+from .models import PolicyProfile
 from .models import ProcessInstance
 from .models import Region
 from .models import Role
@@ -53,6 +54,8 @@ REQUIRED_USER_TASK_PROPERTIES = ("candidate_role", "org_scope", "form_key", "sta
 MAX_BPMN_BYTES = 2 * 1024 * 1024
 
 _spec_cache: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
+#: process property naming the policy profile (escalation ladder, deadlines) a diagram runs on
+POLICY_PROFILE_PROPERTY = "policy_profile"
 
 
 @lru_cache(maxsize=8)
@@ -604,6 +607,7 @@ def deploy(
         raise DefinitionInvalid(None, f"文件过大 ({len(bpmn_xml)} 字节, 上限 {MAX_BPMN_BYTES})")
     keys = [graph.process_id for graph in process_graphs(_parse_xml(bpmn_xml))]
     warnings = check_definition(bpmn_xml, forms, tracks=_bound_tracks(session, keys))
+    check_policy_profiles(session, bpmn_xml)
     processes = bpmn.parse_bpmn(bpmn_xml, filename)
     if not processes:
         raise DefinitionInvalid(None, '文件中没有可执行流程 (isExecutable="true")')
@@ -642,6 +646,28 @@ def deploy(
         versions.append(version)
         created = True
     return DeployResult(versions, created, warnings)
+
+
+def check_policy_profiles(session: Session, bpmn_xml: bytes) -> None:
+    """Every ``policy_profile`` property of a process names a stored policy profile.
+
+    The deploy gate proper (:func:`check_definition`) does not see the database; :func:`deploy`
+    runs this after it.
+
+    :raises DefinitionInvalid: naming the process whose profile is unknown.
+    """
+    for graph in process_graphs(_parse_xml(bpmn_xml)):
+        key = graph.properties.get(POLICY_PROFILE_PROPERTY)
+        if key is None:
+            continue
+        known = key.strip() and session.scalar(
+            select(PolicyProfile.id).where(PolicyProfile.key == key.strip()).limit(1)
+        )
+        if not known:
+            raise DefinitionInvalid(
+                graph.process_id,
+                f"流程属性 policy_profile 指定的策略配置 {key!r} 不存在（请先发布该策略配置）",
+            )
 
 
 def deploy_file(
@@ -1083,6 +1109,43 @@ def resolve_definition(
         if version is not None:
             return version
     raise NotFound("适用于该等级的流程定义", lookup_grade)
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionFacts:
+    form_keys: frozenset[str]
+    properties: Mapping[str, str]
+
+
+_facts_cache: dict[tuple[str, str], _VersionFacts] = {}
+
+
+def _facts(version: DefinitionVersion) -> _VersionFacts:
+    key = (version.process_key, version.content_hash)
+    cached = _facts_cache.get(key)
+    if cached is None:
+        graphs = process_graphs(_parse_xml(version.bpmn_xml.encode("utf-8")))
+        form_keys = frozenset(
+            element.props["form_key"]
+            for graph in graphs
+            for element in graph.elements.values()
+            if element.tag == "userTask" and element.props.get("form_key")
+        )
+        main = next((g for g in graphs if g.process_id == version.process_key), None)
+        cached = _VersionFacts(form_keys, dict(main.properties) if main is not None else {})
+        _facts_cache[key] = cached
+    return cached
+
+
+def form_keys_of(version: DefinitionVersion) -> frozenset[str]:
+    """The ``form_key`` of every user task in the version's file (called processes included),
+    cached by content hash (what the runtime pins at start)."""
+    return _facts(version).form_keys
+
+
+def process_properties(version: DefinitionVersion) -> Mapping[str, str]:
+    """The extension properties of the version's process element (``track``, ``policy_profile``)."""
+    return _facts(version).properties
 
 
 def spec_for(version: DefinitionVersion) -> tuple[Any, dict[str, Any]]:

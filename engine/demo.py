@@ -23,6 +23,7 @@ from sqlalchemy.orm import sessionmaker
 
 from . import calendar
 from . import definitions
+from . import form_versions
 from . import inspections
 from . import policy
 from . import runtime
@@ -275,17 +276,22 @@ class ReferenceData:
     calendar_years: list[int]
     #: ``key@version`` of every bundled policy profile (new or unchanged)
     policies: list[str]
+    #: shipped forms published now as national version 1 (0 when they were there already)
+    forms: int = 0
 
 
 def seed_calendar_and_policies(session: Session, processes_dir: Path) -> ReferenceData:
-    """Seed the working-day calendar (chinese-calendar) and import ``processes/policies/*.json``.
+    """Seed the working-day calendar (chinese-calendar), import ``processes/policies/*.json`` and
+    publish the shipped task forms (``processes/forms``) as their national version 1.
 
-    Idempotent: stored years are kept, unchanged profiles keep their version. Needs the sectors
-    the profiles name (run :func:`seed_organisations` first).
+    Idempotent: stored years are kept, unchanged profiles keep their version, a form with a
+    national version is left alone. Needs the sectors the profiles name (run
+    :func:`seed_organisations` first).
     """
     years = calendar.seed_from_chinese_calendar(session)
     results = policy.import_policy_directory(session, processes_dir / "policies")
-    return ReferenceData(years, [f"{r.profile.key}@{r.profile.version}" for r in results])
+    forms = form_versions.seed_shipped_forms(session, processes_dir / "forms")
+    return ReferenceData(years, [f"{r.profile.key}@{r.profile.version}" for r in results], forms)
 
 
 def open_item(session: Session, hazard: Hazard, task_key: str | None = None) -> WorkItem:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import joinedload
 
+from . import form_versions
 from . import runtime
 from .access import Actor
 from .access import can_see
@@ -83,7 +84,9 @@ def save_draft(
     hazard = session.get_one(Hazard, item.hazard_id, options=[joinedload(Hazard.co_departments)])
     if not can_see(actor, hazard):
         raise NotFound("任务", work_item_id)
-    data, dropped = _validated(ctx.form(item.form_key), form, drop_invalid=drop_invalid)
+    data, dropped = _validated(
+        form_versions.form_for_item(session, ctx, item), form, drop_invalid=drop_invalid
+    )
     draft = load_draft(session, work_item_id=item.id, actor=actor)
     now = ctx.clock.now()
     if draft is None:

@@ -39,6 +39,8 @@ from .models import WorkItemState
 from .runtime import EngineContext
 from .runtime import _apply_effects
 from .runtime import _event
+from .runtime import _pin_forms
+from .runtime import _pinned_version
 from .runtime import _project
 from .runtime import _protocol
 from .runtime import _separation_keys
@@ -210,6 +212,8 @@ def _migrate_one(
         loaded.workflow = workflow
         locked.definition_version_id = new.id
         locked.definition_version = new
+        # forms the new version adds are pinned now; those pinned at start stay as they were
+        _pin_forms(session, locked, new, loaded.hazard)
         _event(
             session,
             ctx,
@@ -233,6 +237,7 @@ def _migrate_one(
             item.candidate_role = props["candidate_role"]
             item.org_scope = props["org_scope"]
             item.form_key = props["form_key"]
+            item.form_version_id = _pinned_version(locked, item.form_key)
             item.delegable = props.get("delegable", "true") != "false"
             item.separate_from = _separation_keys(props)
 

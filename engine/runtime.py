@@ -52,6 +52,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from . import bpmn
 from . import calendar as working_calendar
 from . import events
+from . import form_versions
 from . import notices
 from . import outbox
 from . import policy
@@ -63,6 +64,9 @@ from .access import load_actor
 from .clock import Clock
 from .clock import SystemClock
 from .config import Settings
+from .definitions import POLICY_PROFILE_PROPERTY
+from .definitions import form_keys_of
+from .definitions import process_properties
 from .definitions import resolve_definition
 from .definitions import shipped_forms
 from .definitions import spec_for
@@ -181,6 +185,8 @@ class _Loaded:
     waiting_jobs: dict[str, TimerJob] | None = None
     #: recipients resolved by :mod:`engine.outbox` in this protocol run, by role (see its ``_recipients``)
     recipients: dict[Any, Any] = field(default_factory=dict)
+    #: the projection moved the hazard's deadline to one the diagram computed (see :func:`_project`)
+    deadline_moved: bool = False
 
 
 # --- deserialized workflows of committed steps ---------------------------------------------------
@@ -780,6 +786,7 @@ def _project(
                 candidate_role=props["candidate_role"],
                 org_scope=props["org_scope"],
                 form_key=props["form_key"],
+                form_version_id=_pinned_version(instance, props["form_key"]),
                 delegable=props.get("delegable", "true") != "false",
                 separate_from=_separation_keys(props),
                 due_at=due_at,
@@ -791,6 +798,16 @@ def _project(
             _event(session, ctx, loaded, "task_created", task_key=task.key, title=task.name)
         elif item.due_at != due_at:
             item.due_at = due_at
+        if (
+            due_at is not None
+            and due_at != hazard.deadline
+            and props.get("due_variable") == "deadline_at"
+            and instance.kind == InstanceKind.LOOP.value
+        ):
+            # a deadline the diagram computed (道路运输: 10日内消除) is the hazard's deadline, as
+            # one set by a plan form or an approved extension is
+            _set_deadline(hazard, due_at, loaded.now)
+            loaded.deadline_moved = True
     for spiff_id, item in open_items.items():
         if spiff_id in ready_ids:
             continue
@@ -847,6 +864,34 @@ def _project(
         _event(session, ctx, loaded, "closed")
     elif instance.status == InstanceStatus.RUNNING.value and ready:
         hazard.status = ready[0].properties.get("status", hazard.status)
+
+
+def _pinned_version(instance: ProcessInstance, form_key: str) -> int | None:
+    version_id = (instance.form_pins or {}).get(form_key)
+    return version_id if isinstance(version_id, int) else None
+
+
+def _set_deadline(hazard: Hazard, deadline: dt.datetime, now: dt.datetime) -> None:
+    """A new rectification deadline: a hazard overdue stays so only if the new one has passed too."""
+    hazard.deadline = deadline
+    hazard.overdue = bool(hazard.overdue) and deadline <= now
+
+
+def _pin_forms(
+    session: Session, instance: ProcessInstance, version: DefinitionVersion, hazard: Hazard
+) -> None:
+    """Pin the form versions ``version`` uses (and the side-action forms) that ``instance`` has
+    not pinned yet: the sector's latest, else the national latest (one query).
+
+    A hazard keeps a pinned version for its whole life; without any published version the
+    shipped file form applies (nothing pinned).
+    """
+    pinned = dict(instance.form_pins or {})
+    wanted = (set(form_keys_of(version)) | set(form_versions.ACTION_FORM_KEYS)) - set(pinned)
+    if wanted:
+        with session.no_autoflush:  # nothing pending is read; a flush here would split a step
+            pinned.update(form_versions.form_pins_for(session, wanted, hazard.sector_code))
+    instance.form_pins = pinned or None
 
 
 # --- queries used by the protocol ------------------------------------------------------------------
@@ -1133,7 +1178,9 @@ def _start_instance(
     extra: Mapping[str, Any] | None = None,
 ) -> ProcessInstance:
     track = "supervision" if kind == InstanceKind.SUPERVISION else hazard.grade
-    version = resolve_definition(session, grade=track, sector_code=hazard.sector_code)
+    version = resolve_definition(
+        session, grade=track, sector_code=hazard.sector_code, region_path=hazard.region_path
+    )
     spec, subs = spec_for(version)
     _refresh_calendar(session, ctx)
     workflow = bpmn.new_workflow(spec, subs)
@@ -1155,8 +1202,15 @@ def _start_instance(
         }
     )
     start.data.update(extra or {})
-    # the policy profile (deadline rules, escalation ladder) is pinned to the instance at start
-    profile = policy.resolve_policy(session, hazard.sector_code, hazard.region_path)
+    # the policy profile (deadline rules, escalation ladder) is pinned to the instance at start:
+    # the one the diagram names (its process property ``policy_profile``), else the most specific
+    # for the hazard's sector and region
+    chosen = process_properties(version).get(POLICY_PROFILE_PROPERTY)
+    profile = (
+        policy.get_profile(session, chosen.strip())
+        if chosen
+        else policy.resolve_policy(session, hazard.sector_code, hazard.region_path)
+    )
     if kind == InstanceKind.SUPERVISION:
         policy.pin_policy(start.data, profile, expose=SUPERVISION_POLICY_VALUES)
         longest = policy.policy_value(profile, "listing_max_duration")
@@ -1176,6 +1230,7 @@ def _start_instance(
         updated_at=now,
     )
     instance.definition_version = version
+    _pin_forms(session, instance, version, hazard)
     session.add(instance)
     session.flush()
     # a new instance has no work items or timer jobs yet: nothing to query
@@ -1190,6 +1245,7 @@ def _start_instance(
         grade=hazard.grade,
         handling=hazard.handling_type,
         definition=f"{version.process_key}@{version.version}",
+        policy=f"{profile.key}@{profile.version}",
     )
     workflow.do_engine_steps()
     _apply_effects(session, ctx, loaded)
@@ -1465,7 +1521,7 @@ def complete(
             raise Conflict(f"任务「{item.title}」已被他人认领")
         props = task.task_spec.extensions.get("properties", {})
         _check_separation(session, loaded, item, props, actor)
-        definition = ctx.form(item.form_key)
+        definition = form_versions.form_for_item(session, ctx, item)
         validated = definition.validate(form)
         _check_attachments(session, ctx, loaded.hazard, definition, validated)
         variables = dict(definition.routing_values(validated))
@@ -1533,7 +1589,7 @@ def complete(
         bpmn.complete_task(loaded.workflow, task, variables)
         _apply_effects(session, ctx, loaded)
         _project(session, ctx, loaded, completed_task_id=item.spiff_task_id)
-    if deadline_field and hazard.deadline is not None:
+    if (deadline_field or loaded.deadline_moved) and hazard.deadline is not None:
         _move_track_deadline(session, ctx, hazard.id, hazard.deadline, "deadline_set", task_key=item.task_key)
     return item
 
@@ -1555,7 +1611,7 @@ def update_progress(
         _require_open(hazard)
         if not any(can_act_as(actor, r, hazard) for r in ENTERPRISE_SIDE_ROLES):
             raise Forbidden("只有企业整改相关人员可以更新整改进展")
-        definition = ctx.form("progress_update")
+        definition = form_versions.pinned_form(session, ctx, loaded.instance.form_pins, "progress_update")
         validated = definition.validate(form)
         _check_attachments(session, ctx, hazard, definition, validated)
         hazard.progress_percent = int(validated["progress_percent"])
@@ -1596,7 +1652,8 @@ def request_extension(
         )
         if pending is not None:
             raise Conflict("已有待审批的延期申请")
-        validated = ctx.form("extension_request").validate(form)
+        definition = form_versions.pinned_form(session, ctx, loaded.instance.form_pins, "extension_request")
+        validated = definition.validate(form)
         new_deadline = ctx.end_of_business_day(dt.date.fromisoformat(validated["requested_due_date"]))
         if new_deadline <= hazard.deadline:
             raise InvalidInput({"requested_due_date": ["延期后的期限必须晚于当前期限"]})
@@ -1636,14 +1693,14 @@ def decide_extension(
             raise Conflict("该延期申请已处理")
         if not can_act_as_any(actor, SUPERVISING_ROLES, hazard):
             raise Forbidden("只有负有监管职责的部门可以审批延期")
-        validated = ctx.form("extension_decision").validate(form)
+        definition = form_versions.pinned_form(session, ctx, loaded.instance.form_pins, "extension_decision")
+        validated = definition.validate(form)
         request.decided_by_id = actor.user_id
         request.decided_at = loaded.now
         request.decision_note = validated["opinion"]
         if validated["decision"] == "approve":
             request.state = ExtensionState.APPROVED.value
-            hazard.deadline = request.new_deadline
-            hazard.overdue = request.new_deadline <= loaded.now and hazard.overdue
+            _set_deadline(hazard, request.new_deadline, loaded.now)
             moved = bpmn.set_variable(loaded.workflow, "deadline_at", request.new_deadline.isoformat())
             bpmn.advance(loaded.workflow)
             _apply_effects(session, ctx, loaded)

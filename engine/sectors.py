@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from .config import Settings
@@ -94,7 +95,9 @@ def deploy_sector_variants(
     *,
     only: Iterable[str] | None = None,
 ) -> list[DefinitionVersion]:
-    """Deploy the variant files (each with its copy of the shared verification process).
+    """Deploy the variant files (each with its copy of the shared verification process), each
+    owned by its first sector when that sector exists (its lead department edits it); nothing is
+    bound, so hazards keep starting on the national loops until a department binds its variant.
 
     Identical files keep their versions (:func:`engine.definitions.deploy`). Returns the
     versions of the variant processes, in :data:`VARIANTS` order.
@@ -103,10 +106,23 @@ def deploy_sector_variants(
     :raises NotFound: ``only`` names an unknown variant.
     """
     chosen = [variant(k) for k in only] if only is not None else list(VARIANTS)
+    existing = set(session.scalars(select(Sector.code)))
     versions = []
     for item in chosen:
         result = deploy_file(session, sectors_dir(processes_dir) / item.filename, forms)
         versions.extend(v for v in result.versions if v.process_key == item.process_key)
+        owner = item.sector_codes[0]
+        if owner in existing:
+            # the owning sector's lead department edits the variant (engine.design); a version
+            # that has an owner already keeps it
+            session.execute(
+                update(DefinitionVersion)
+                .where(
+                    DefinitionVersion.process_key == item.process_key, DefinitionVersion.sector_code.is_(None)
+                )
+                .values(sector_code=owner)
+                .execution_options(synchronize_session="fetch")
+            )
     return versions
 
 
@@ -117,7 +133,10 @@ def bind_sector_variants(
     *,
     only: Iterable[str] | None = None,
 ) -> list[DefinitionBinding]:
-    """Deploy the sector variants and bind each to its sectors for its grades.
+    """Deploy the sector variants, give each to its sector and bind it to its sectors for its grades.
+
+    The variant's versions get ``sector_code`` = its first sector: that sector's lead department
+    owns (edits) it, see :mod:`engine.design`; a version that has an owner already keeps it.
 
     New hazards of a bound (sector, grade) then start on the variant
     (:func:`engine.definitions.resolve_definition` prefers a sector binding to the grade's

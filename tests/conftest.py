@@ -80,7 +80,8 @@ def ctx(settings: Settings) -> EngineContext:
 @pytest.fixture(scope="session")
 def world(engine: Engine, ctx: EngineContext, settings: Settings) -> DemoWorld:
     """Committed once per session: organisations, users, deployed processes and bindings,
-    the working-day calendar (2004–2026 from chinese-calendar) and the bundled policy profiles."""
+    the working-day calendar (2004–2026 from chinese-calendar), the bundled policy profiles and the
+    shipped task forms as their national version 1 (so instances pin forms stored in the database)."""
     factory = dbmod.make_sessionmaker(engine)
     with factory.begin() as session:
         world = seed_organisations(session)

@@ -38,13 +38,18 @@ BUNDLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     # The in-browser modeler (global BpmnJS is the Modeler; do not combine with "diagram").
+    # js/modeler.js starts on a page with <div id="hl-modeler" …> (design_diagrams/edit.html) only.
     "modeler": (
         (
             "vendor/bpmn-js/assets/diagram-js.css",
             "vendor/bpmn-js/assets/bpmn-js.css",
             "vendor/bpmn-js/assets/bpmn-font/css/bpmn.css",
+            "css/modeler.css",
         ),
-        ("vendor/bpmn-js/bpmn-modeler.production.min.js",),
+        (
+            "vendor/bpmn-js/bpmn-modeler.production.min.js",
+            "js/modeler.js",
+        ),
     ),
     "htmx": ((), ("vendor/htmx.org/htmx.min.js",)),
     "chart": ((), ("vendor/chart.js/chart.umd.min.js",)),

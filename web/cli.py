@@ -41,10 +41,12 @@ from engine import db as dbmod
 from engine import deadlines
 from engine import definitions
 from engine import demo
+from engine import design
 from engine import inspections
 from engine import migration
 from engine import policy
 from engine import scheduler
+from engine import sectors
 from engine.access import load_actor
 from engine.config import Settings
 from engine.errors import DefinitionInvalid
@@ -308,6 +310,12 @@ def _init(state: _State, *, with_demo: bool) -> None:
     with state.sessions.begin() as session:
         reference = demo.seed_calendar_and_policies(session, state.settings.processes_dir)
     click.echo(f"      {_seeded_years(reference.calendar_years)}；策略配置：{'、'.join(reference.policies)}")
+    if reference.forms:
+        click.echo(f"      已发布随系统提供的表单（全国版本 1）：{reference.forms} 个")
+    with state.sessions.begin() as session:
+        variants = sectors.deploy_sector_variants(session, state.settings.processes_dir, ctx.forms)
+        labels = "、".join(f"{v.process_key}@{v.version}" for v in variants)
+    click.echo(f"      行业流程变体（未绑定，由牵头部门在“流程设计”中绑定）：{labels}")
     if not with_demo:
         click.echo("初始化完成。")
         return
@@ -359,7 +367,8 @@ def processes_deploy(state: _State, file: Path, username: str | None, note: str 
     """
     with state.sessions.begin() as session:
         author = load_actor(session, username=username).user_id if username else None
-        result = definitions.deploy_file(session, file, state.ctx.forms, deployed_by_id=author, note=note)
+        forms = design.known_forms(session, None, forms=state.ctx.forms)  # shipped and published
+        result = definitions.deploy_file(session, file, forms, deployed_by_id=author, note=note)
         labels = [f"{v.process_key}@{v.version}" for v in result.versions]
     status = "新版本已部署" if result.created else "未变更（与已部署版本内容相同）"
     for label in labels:

@@ -74,6 +74,7 @@ EN: dict[str, str] = {
     "登记隐患": "Register hazard",
     "销号审核": "Closure reviews",
     "管理": "Administration",
+    "流程设计": "Process design",
     "菜单": "Menu",
     "角色": "Roles",
     "语言": "Language",
@@ -599,6 +600,14 @@ EN: dict[str, str] = {
     "理由": "Reason",
     "办理中": "In progress",
     "流程版本": "Process version",
+    "整改流程": "Rectification loop",
+    "策略配置": "Policy profile",
+    "全国": "National",
+    "随系统提供的表单": "Forms shipped with the system",
+    "隐患在启动时固定流程、策略配置和表单的版本，之后发布的新版本只用于新登记的隐患。": (
+        "A hazard keeps the process, policy profile and form versions it started with; versions "
+        "published later apply to hazards registered later."
+    ),
     "该隐患没有流程实例。": "This hazard has no process instance.",
     "办理表单": "Submitted forms",
     "逾期提交": "Submitted late",
@@ -903,6 +912,52 @@ EN: dict[str, str] = {
     "工贸": "Industry and trade",
     "城镇燃气": "Urban gas",
     "道路运输": "Road transport",
+    # design: the BPMN modeler (web/pages/design_diagrams.py; js/modeler.js speaks Chinese only)
+    "流程图操作": "Diagram actions",
+    "导入 .bpmn": "Import .bpmn",
+    "导出 .bpmn": "Export .bpmn",
+    "适应窗口": "Fit to window",
+    "流程图画布": "Diagram canvas",
+    "流程建模需要启用 JavaScript。": "The modeler needs JavaScript.",
+    "流程图加载中…": "Loading the diagram…",
+    "发布新版本": "Publish a new version",
+    "发布前会再次检查。新版本只用于之后登记的隐患，在办隐患仍按原版本办理。": (
+        "Publishing runs the check again. The new version applies to hazards registered later; "
+        "hazards in progress stay on their version."
+    ),
+    "例如：限期整改改由安全管理人员办理": "e.g. rectification is now done by the safety officer",
+    "新建本行业流程": "New process for a sector",
+    "复制已发布的流程作为本行业的草稿：标识为“原标识_行业代码”，名称加行业名。": (
+        "Copy a published process as a draft for your sector: its id becomes “id_sector” and the "
+        "sector's name is added to its name."
+    ),
+    "复制自": "Copy of",
+    "您所在的部门不牵头任何行业，不能新建行业流程。": (
+        "Your department leads no sector, so it cannot create sector processes."
+    ),
+    "请选择要复制的流程和行业": "Choose the process to copy and the sector",
+    "已复制为本行业的流程草稿，修改后检查并发布": (
+        "Copied as a draft for the sector; edit, check and publish it"
+    ),
+    "已放弃草稿": "Draft discarded",
+    "未通过发布检查，未发布": "The publish check failed; nothing was published",
+    "草稿刚被他人创建，请重新加载页面后再发布（可先导出 .bpmn 备份您的修改）": (
+        "Someone has just created a draft; reload the page before publishing "
+        "(export a .bpmn first to keep your changes)."
+    ),
+    "请求内容应为 JSON 对象": "The request body must be a JSON object",
+    "缺少流程图内容 (xml)": "The diagram (xml) is missing",
+    "流程图文件超过 {mb} MB 上限": "The diagram is larger than {mb} MB",
+    "不是有效的 XML 文件：{reason}": "Not a valid XML file: {reason}",
+    "不允许 DOCTYPE 或实体声明 (DTD)：建模工具导出的文件不含这些内容": (
+        "DOCTYPE and entity declarations (DTD) are not allowed; modelers never write them"
+    ),
+    "不是 BPMN 2.0 流程图文件（根元素应为 bpmn:definitions）": (
+        "Not a BPMN 2.0 file (the root element must be bpmn:definitions)"
+    ),
+    "草稿版本号无效": "Invalid draft revision",
+    "缺少草稿版本号": "The draft revision is missing",
+    "发布说明应为文字": "The publish note must be text",
 }
 
 CATALOGUES: dict[str, Mapping[str, str]] = {"en": EN}

@@ -11,6 +11,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.exceptions import UnsupportedMediaType
 
+from engine import form_versions
 from engine import runtime
 from engine import tasklist
 from engine.errors import Conflict
@@ -87,7 +88,7 @@ def list_tasks() -> ResponseReturnValue:
 def get_task(item_id: int) -> ResponseReturnValue:
     with read_session() as session:
         detail = tasklist.task_detail(session, current_actor(), item_id)
-        form = engine_context().form(detail.item.form_key).json_schema()
+        form = form_versions.form_for_item(session, engine_context(), detail.item).json_schema()
         return schemas.TaskDetailSchema().dump({"detail": detail, "form": form})
 
 

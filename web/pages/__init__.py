@@ -43,6 +43,9 @@ PAGE_MODULES: tuple[str, ...] = (
     "inspections",
     "admin",
     "admin_calendar",
+    "design",
+    "design_diagrams",
+    "design_versions",
 )
 
 #: roles that work with hazards (process and system administrators see none: DESIGN §3)
@@ -66,6 +69,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/reviews", "销号审核", frozenset({Role.DEPT_REVIEWER, Role.OFFICE_ADMIN})),
     NavItem("/notices", "督办文书", HAZARD_ROLES),
     NavItem("/inspections", "排查计划", HAZARD_ROLES - {Role.TIP_OFFICER}),
+    NavItem("/design", "流程设计", frozenset({Role.PROCESS_ADMIN, Role.SYS_ADMIN})),
     NavItem("/admin", "管理", frozenset({Role.SYS_ADMIN, Role.OFFICE_ADMIN})),
 )
 

@@ -28,6 +28,7 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
 from engine import attachments
+from engine import form_versions
 from engine import runtime
 from engine import tasklist
 from engine.errors import Conflict
@@ -94,9 +95,9 @@ def _render(
             values=values or {},
             errors=errors or {},
             message=message,
-            progress_form=ctx.form("progress_update"),
-            extension_form=ctx.form("extension_request"),
-            decision_form=ctx.form("extension_decision"),
+            progress_form=form_versions.form_for_hazard(session, ctx, found.hazard, "progress_update"),
+            extension_form=form_versions.form_for_hazard(session, ctx, found.hazard, "extension_request"),
+            decision_form=form_versions.form_for_hazard(session, ctx, found.hazard, "extension_decision"),
             violation_kinds=VIOLATION_KINDS,
             accept=uploads.ACCEPT_ATTR,
             files_suffix=FILES_SUFFIX,
@@ -129,6 +130,24 @@ def _attempt(
 @login_required
 def index(hazard_id: int) -> tuple[str, int]:
     return _render(hazard_id)
+
+
+def _hazard_form(hazard_id: int, form_key: str) -> FormDefinition:
+    """A side-action form as the hazard's loop pins it (the engine checks who may act)."""
+    with read_session() as session:
+        return form_versions.form_for_hazard(session, engine_context(), hazard_id, form_key)
+
+
+def _extension_form(request_id: int) -> FormDefinition:
+    """The 延期审批 form of the request's hazard.
+
+    :raises NotFound: unknown request, or its hazard is outside the actor's scope.
+    """
+    with read_session() as session:
+        extension, _found = tasklist.extension_detail(session, current_actor(), request_id)
+        return form_versions.form_for_hazard(
+            session, engine_context(), extension.hazard_id, "extension_decision"
+        )
 
 
 def _hazard_store(hazard_id: int, form_key: str) -> Store:
@@ -177,7 +196,7 @@ def _form_action(
 @login_required
 def progress(hazard_id: int) -> Response | tuple[str, int]:
     """动态更新: progress percent, a note and optional photos."""
-    definition = engine_context().form("progress_update")
+    definition = _hazard_form(hazard_id, "progress_update")
     return _form_action(hazard_id, "progress", definition, runtime.update_progress, _("整改进展已更新"))
 
 
@@ -185,7 +204,7 @@ def progress(hazard_id: int) -> Response | tuple[str, int]:
 @login_required
 def request_extension(hazard_id: int) -> Response | tuple[str, int]:
     """延期申请: a later deadline and the reason; a department decides."""
-    definition = engine_context().form("extension_request")
+    definition = _hazard_form(hazard_id, "extension_request")
     return _form_action(
         hazard_id, "extension", definition, runtime.request_extension, _("延期申请已提交，等待审批")
     )
@@ -259,7 +278,9 @@ def _render_extension(
             extension=extension,
             actions=found,
             hazard=found.hazard,
-            decision_form=engine_context().form("extension_decision"),
+            decision_form=form_versions.form_for_hazard(
+                session, engine_context(), extension.hazard_id, "extension_decision"
+            ),
             values=values or {},
             errors=errors or {},
             message=message,
@@ -278,7 +299,7 @@ def extension(request_id: int) -> tuple[str, int]:
 @login_required
 def decide_extension(request_id: int) -> Response | tuple[str, int]:
     """延期审批: approve (the deadline and its timers move) or deny, with an opinion."""
-    definition = engine_context().form("extension_decision")
+    definition = _extension_form(request_id)
     values = form_values(definition, request.form)
     try:
         with sessions().begin() as session:

@@ -28,9 +28,11 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
+from engine import form_versions
 from engine import ledger
 from engine import notices
 from engine import policy
@@ -486,9 +488,8 @@ def _iso_local(value: object) -> str:
     return localtime(parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC))
 
 
-def _decision_label(forms: Mapping[str, FormDefinition], form_key: object, decision: str) -> str:
+def _decision_label(definition: FormDefinition | None, decision: str) -> str:
     """The decision as its form words it (销号审核: 驳回; 验收: 不通过), else the generic label."""
-    definition = forms.get(form_key) if isinstance(form_key, str) else None
     if definition is not None:
         for spec in definition.fields:
             if spec.name == "decision" and spec.type == "choice":
@@ -501,7 +502,7 @@ def _decision_label(forms: Mapping[str, FormDefinition], form_key: object, decis
 def _event_detail(
     event: Event,
     file: HazardFile,
-    forms: Mapping[str, FormDefinition] | None = None,
+    definition: FormDefinition | None = None,
     submission: TaskSubmission | None = None,
 ) -> str:
     p = event.payload or {}
@@ -517,7 +518,7 @@ def _event_detail(
     elif action == "task_completed":
         decision = p.get("decision")
         if decision in DECISION_LABELS:
-            parts.append(_("结论") + "：" + _decision_label(forms or {}, p.get("form_key"), decision))
+            parts.append(_("结论") + "：" + _decision_label(definition, decision))
             opinion = str((submission.data or {}).get("opinion") or "").strip() if submission else ""
             if opinion:
                 parts.append(_("意见") + "：" + opinion)
@@ -569,13 +570,14 @@ def _to_ms(at: dt.datetime) -> dt.datetime:
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
-def timeline(file: HazardFile, forms: Mapping[str, FormDefinition] | None = None) -> list[dict[str, Any]]:
+def timeline(file: HazardFile, forms: Mapping[int, FormDefinition | None]) -> list[dict[str, Any]]:
     """The event log in words: when, what, which task, who, details.
 
-    A decision shows its form's own wording and the opinion of the submission it recorded; 销号
-    (recorded by the engine, without an actor) shows who completed the task that closed the loop.
+    A decision shows its form's own wording (``forms``: the form of each submission, by its id,
+    from :func:`engine.form_versions.submission_forms`) and the opinion of the submission it
+    recorded; 销号 (recorded by the engine, without an actor) shows who completed the task that
+    closed the loop.
     """
-    forms = forms if forms is not None else (engine_context().forms or {})
     # the event of a completion is stamped with its submission's time, to the millisecond
     submitted = {(s.form_key, _to_ms(s.submitted_at)): s for s in file.submissions}
     rows = []
@@ -602,7 +604,9 @@ def timeline(file: HazardFile, forms: Mapping[str, FormDefinition] | None = None
                 "kind": EVENT_KINDS.get(event.action, ""),
                 "task": task,
                 "actor": file.user_names.get(actor_id, "") if actor_id else _("系统"),
-                "detail": _event_detail(event, file, forms, submission),
+                "detail": _event_detail(
+                    event, file, forms.get(submission.id) if submission is not None else None, submission
+                ),
             }
         )
     return rows
@@ -630,10 +634,10 @@ def _field_value(definition_field: Any, value: Any, attachments: Mapping[int, At
 
 
 def submission_view(
-    forms: Mapping[str, FormDefinition], submission: TaskSubmission, attachments: Mapping[int, Attachment]
+    definition: FormDefinition | None, submission: TaskSubmission, attachments: Mapping[int, Attachment]
 ) -> dict[str, Any]:
-    """A submitted form with its labels: ``title`` and ``rows`` of (label, value)."""
-    definition = forms.get(submission.form_key)
+    """A submitted form with the labels of the form ``definition`` it was made on (``None``: the
+    form is gone, field names are shown): ``title`` and ``rows`` of (label, value)."""
     data = submission.data or {}
     rows = []
     fields = {f.name: f for f in definition.fields} if definition is not None else {}
@@ -653,6 +657,39 @@ def submission_view(
     }
 
 
+#: the actions that start an instance: their event records the policy profile pinned to it
+_START_ACTIONS = frozenset({"registered", "reopened", "supervision_started"})
+
+
+def pinned_runs(session: Session, file: HazardFile) -> list[dict[str, Any]]:
+    """What the hazard's instances (loop, 挂牌督办 track) are pinned to: process version, policy
+    profile version (from their start event) and published form versions."""
+    runs = []
+    for label, run in ((_("整改流程"), file.instance), (_("挂牌督办"), file.supervision)):
+        if run is None:
+            continue
+        start = next((e for e in file.events if e.instance_id == run.id and e.action in _START_ACTIONS), None)
+        forms = [
+            {
+                "title": v.title,
+                "form_key": v.form_key,
+                "version": v.version,
+                "scope": _("全国") if v.sector_code is None else _("行业"),
+            }
+            for v in form_versions.pinned_versions(session, run.form_pins)
+        ]
+        runs.append(
+            {
+                "label": label,
+                "process_key": run.definition_version.process_key,
+                "version": run.definition_version.version,
+                "policy": (start.payload or {}).get("policy") if start is not None else None,
+                "forms": forms,
+            }
+        )
+    return runs
+
+
 def _render_detail(hazard_id: int, *, upload_errors: Sequence[str] = (), status: int = 200) -> Response:
     actor = current_actor()
     ctx = engine_context()
@@ -660,7 +697,7 @@ def _render_detail(hazard_id: int, *, upload_errors: Sequence[str] = (), status:
     with read_session() as session:
         file = ledger.hazard_file(session, actor, hazard_id)
         attachments = {a.id: a for a in file.attachments}
-        forms = ctx.forms or {}
+        forms = form_versions.submission_forms(session, ctx, file.submissions)
         events = timeline(file, forms)
         html = render_template(
             "hazards/detail.html",
@@ -669,7 +706,8 @@ def _render_detail(hazard_id: int, *, upload_errors: Sequence[str] = (), status:
             now=now,
             overdue=ledger.is_overdue(file.hazard, now),
             timeline=events,
-            submissions=[submission_view(forms, s, attachments) for s in reversed(file.submissions)],
+            submissions=[submission_view(forms[s.id], s, attachments) for s in reversed(file.submissions)],
+            pins=pinned_runs(session, file),
             notices=notices.hazard_notices(session, actor, hazard_id),
             notice_kinds=policy.NOTICE_KINDS,
             notice_statuses=NOTICE_STATUS_LABELS,

@@ -19,6 +19,7 @@ from flask import request
 from flask import url_for
 from werkzeug.wrappers import Response
 
+from engine import form_versions
 from engine import reviews
 from engine.errors import InvalidInput
 from engine.models import Role
@@ -46,9 +47,11 @@ def _render(
     now = ctx.clock.now()
     with read_session() as session:
         queue = reviews.review_queue(session, actor)
-        forms = ctx.forms or {}
+        forms = form_versions.submission_forms(
+            session, ctx, [sub for by_form in queue.facts.values() for sub in by_form.values()]
+        )
         facts = {
-            hazard_id: [submission_view(forms, sub, queue.attachments) for sub in by_form.values()]
+            hazard_id: [submission_view(forms[sub.id], sub, queue.attachments) for sub in by_form.values()]
             for hazard_id, by_form in queue.facts.items()
         }
         html = render_template(

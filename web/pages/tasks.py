@@ -30,11 +30,13 @@ from flask import redirect
 from flask import render_template
 from flask import request
 from flask import url_for
+from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from engine import attachments
 from engine import drafts
+from engine import form_versions
 from engine import runtime
 from engine import tasklist
 from engine.errors import Conflict
@@ -311,7 +313,7 @@ def _render_task(
     actor = current_actor()
     with read_session() as session:
         detail = tasklist.task_detail(session, actor, item_id)
-        definition = engine_context().form(detail.item.form_key)
+        definition = form_versions.form_for_item(session, engine_context(), detail.item)
         candidates = tasklist.candidates_for(session, detail.item) if detail.can_delegate else []
         loaded_draft = values is None and detail.draft is not None
         if values is None:
@@ -326,7 +328,7 @@ def _render_task(
             errors=errors or {},
             submitted_values=shown,
             evidence=evidence,
-            evidence_views=evidence_views(evidence),
+            evidence_views=evidence_views(session, evidence),
             candidates=[c for c in candidates if c.id != actor.user_id],
             loaded_draft=loaded_draft,
             conflict=conflict,
@@ -336,12 +338,15 @@ def _render_task(
     return html, status
 
 
-def evidence_views(evidence: tasklist.Evidence) -> list[dict[str, Any]]:
-    """The work under review as the read-only forms of ``forms.readonly`` (unknown forms left out)."""
-    forms = engine_context().forms or {}
+def evidence_views(session: Session, evidence: tasklist.Evidence) -> list[dict[str, Any]]:
+    """The work under review as the read-only forms of ``forms.readonly``, each on the form version
+    it was submitted on (unknown forms left out)."""
+    forms = form_versions.submission_forms(
+        session, engine_context(), [e.submission for e in evidence.entries]
+    )
     views = []
     for entry in evidence.entries:
-        definition = forms.get(entry.submission.form_key)
+        definition = forms.get(entry.submission.id)
         if definition is None:
             continue
         views.append(
@@ -355,9 +360,10 @@ def evidence_views(evidence: tasklist.Evidence) -> list[dict[str, Any]]:
 
 
 def _definition_of(item_id: int) -> FormDefinition:
+    """The form the task shows and validates (the version pinned to it)."""
     with read_session() as session:
-        form_key = tasklist.task_detail(session, current_actor(), item_id).item.form_key
-    return engine_context().form(form_key)
+        item = tasklist.task_detail(session, current_actor(), item_id).item
+        return form_versions.form_for_item(session, engine_context(), item)
 
 
 def _task_store(item_id: int) -> Store:

@@ -58,6 +58,7 @@ def test_interview_sets_a_ten_day_elimination_deadline(driver):
         driver.act(hid, "interview", "inspector", INTERVIEW)
     due = interviewed_at + dt.timedelta(days=10)
     assert driver.item(hid, "rectify").due_at == due
+    assert driver.hazard(hid).deadline == due  # the computed deadline is the hazard's deadline
     jobs = driver.timer_jobs(hid)
     assert set(jobs) == ladder_keys("rectify")
     assert jobs["rectify_overdue"] == due

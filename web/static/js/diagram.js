@@ -9,6 +9,11 @@
  *        data-bpmn-markers='{"completed": ["assign_plan"], "active": ["rectify"], "overdue": [],
  *                            "counts": {"rectify": {"open": 3, "overdue": 1}}}'></div>
  *
+ * Version comparisons (web/pages/design_versions.py) use three more marker lists: "added",
+ * "changed" and "removed" (classes hl-added, hl-changed, hl-removed). Without overdue/active
+ * markers the focus zoom centres on those; data-bpmn-focus-label names the zoom button then
+ * (default "聚焦办理环节").
+ *
  * Every such element found at DOMContentLoaded, and in content swapped in by htmx, gets a viewer.
  * State is in data-bpmn-state: "loading", then "ready" or "error". When ready, the element fires
  * a bubbling "hl:diagram-ready" event (detail: {viewer, missing}); `missing` lists marker ids
@@ -25,7 +30,14 @@
 (function (window, document) {
   "use strict";
 
-  var MARKERS = { completed: "hl-completed", active: "hl-active", overdue: "hl-overdue" };
+  var MARKERS = {
+    completed: "hl-completed",
+    active: "hl-active",
+    overdue: "hl-overdue",
+    added: "hl-added",
+    changed: "hl-changed",
+    removed: "hl-removed",
+  };
   var FIT_MARGIN = 24; // px around the diagram after fitting
   // Below this fitted scale labels are too small to read (bpmn-js draws 12 px text at scale 1):
   // zoom to FOCUS_SCALE centred on the active (or overdue) elements instead; smaller diagrams stay fitted.
@@ -209,9 +221,9 @@
     return true;
   }
 
-  function focusIds(markers) {
+  function collect(markers, keys) {
     var ids = [];
-    ["overdue", "active"].forEach(function (key) {
+    keys.forEach(function (key) {
       (markers[key] || []).forEach(function (id) {
         if (ids.indexOf(id) < 0) {
           ids.push(id);
@@ -221,6 +233,12 @@
     return ids;
   }
 
+  // Where work is (overdue, active); on a version comparison, where the changes are.
+  function focusIds(markers) {
+    var ids = collect(markers, ["overdue", "active"]);
+    return ids.length ? ids : collect(markers, ["added", "changed", "removed"]);
+  }
+
   // A 全图 / 聚焦 toggle at the top left (the bpmn.io logo stays alone at the bottom right).
   function addToggle(el, canvas, registry, ids) {
     var button = document.createElement("button");
@@ -228,7 +246,7 @@
     button.className = "hl-diagram-toggle";
     function label() {
       var focused = el.getAttribute("data-bpmn-zoom") === "focus";
-      button.textContent = focused ? "查看全图" : "聚焦办理环节";
+      button.textContent = focused ? "查看全图" : el.getAttribute("data-bpmn-focus-label") || "聚焦办理环节";
       button.setAttribute("aria-pressed", focused ? "false" : "true");
     }
     button.addEventListener("click", function () {
