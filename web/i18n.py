@@ -958,6 +958,593 @@ EN: dict[str, str] = {
     "草稿版本号无效": "Invalid draft revision",
     "缺少草稿版本号": "The draft revision is missing",
     "发布说明应为文字": "The publish note must be text",
+    # --- process design (流程设计): web/pages/design.py, design_diagrams.py, design_versions.py and
+    # their templates (templates/design/, design_diagrams/, design_versions/) ---
+    # overview and tabs (templates/design/index.html, _nav.html)
+    "设计内容": "Design areas",
+    "任务表单": "Task forms",
+    "期限与督办策略": "Deadlines and escalation policy",
+    (
+        "本行业的流程图、任务表单和期限与督办策略由牵头部门的流程管理员维护：先保存草稿，"
+        "检查无误后发布为新版本。已启动的隐患流程继续使用启动时固定的版本，新版本只对此后启动的流程生效。"
+        "每次保存、发布都记入设计日志。"
+    ): (
+        "A sector's diagrams, task forms and deadline and escalation policy are maintained by the lead "
+        "department's process administrators: save a draft, check it, then publish it as a new version. "
+        "Hazard processes already started keep the version fixed at their start; a new version applies only "
+        "to processes started afterwards. Every save and publish is recorded in the design log."
+    ),
+    "全国默认": "National default",
+    "流程": "Process",
+    "已发布版本": "Published version",
+    "草稿": "Draft",
+    "适用于": "Applies to",
+    "运行中": "Running",
+    "第 {n} 版": "Version {n}",
+    "尚未发布": "Not published yet",
+    "有草稿": "Has draft",
+    "未绑定": "Not bound",
+    "编辑流程图": "Edit diagram",
+    "版本与绑定": "Versions and bindings",
+    "本行业还没有自己的流程，隐患按全国流程办理。": (
+        "The sector has no process of its own yet; hazards follow the national process."
+    ),
+    "没有全国流程。": "No national processes.",
+    "以全国流程为基础新建本行业流程": "New sector process based on a national process",
+    "复制并编辑": "Copy and edit",
+    "您所在的部门不是任何行业的牵头部门，没有可编辑的流程设计。": (
+        "Your department is not the lead department of any sector, so there is no process design you can "
+        "edit."
+    ),
+    "设计日志": "Design log",
+    "时间": "Time",
+    "人员": "Person",
+    "内容": "Item",
+    "版本": "Version",
+    "说明": "Note",
+    "基于第 {n} 版": "Based on version {n}",
+    "等 {n} 处": "({n} problems in all)",
+    "还没有设计记录。": "No design records yet.",
+    "导入": "Imported",
+    "发布被拒绝": "Publish refused",
+    # task forms (templates/design/forms.html, form_edit.html, web/pages/design.py)
+    "本行业发布的表单版本覆盖全国版本，只对此后启动的隐患流程生效。未发布本行业版本的表单沿用全国版本。": (
+        "Form versions published by the sector override the national versions and apply only to hazard "
+        "processes started afterwards. Forms without a sector version use the national version."
+    ),
+    "全国版本是各行业表单的默认版本；行业可以发布自己的版本覆盖它。": (
+        "The national version is every sector's default; a sector may publish its own version to override it."
+    ),
+    "全国版本": "National version",
+    "本行业版本": "Sector version",
+    "随系统提供": "Shipped with the system",
+    "沿用全国": "Uses national",
+    "编辑": "Edit",
+    "没有表单。": "No forms.",
+    "编辑表单": "Edit form",
+    "字段 {n}": "Field {n}",
+    "上移": "Move up",
+    "下移": "Move down",
+    "删除": "Remove",
+    "已删除": "Removed",
+    "字段名（标识）": "Field name (id)",
+    "如 responsible_person": "e.g. responsible_person",
+    "标签": "Label",
+    "如 整改责任人": "e.g. 整改责任人",
+    "类型": "Type",
+    "填写说明": "Help text",
+    "显示在输入框下方（可不填）": "Shown below the input (optional)",
+    "最多字数": "Max characters",
+    "最少字数": "Min characters",
+    "多行文本": "Multi-line",
+    "最小值": "Minimum",
+    "最大值": "Maximum",
+    "只能填整数": "Whole numbers only",
+    "日期用途": "Date purpose",
+    "普通日期": "Ordinary date",
+    "整改期限（写入隐患的期限，须必填）": (
+        "Rectification deadline (sets the hazard's deadline; must be required)"
+    ),
+    "选项 / 检查项（每行一项：值=标签）": "Options / checklist items (one per line: value=label)",
+    "pass=通过": "pass=Passed",
+    "reject=不通过": "reject=Not passed",
+    "值只能用小写字母、数字和下划线，提交后保存的是值；标签是显示的文字。": (
+        "Values may contain only lowercase letters, digits and underscores; the value is what is stored, the "
+        "label is what is shown."
+    ),
+    "可多选": "Allow several",
+    "照片阶段": "Photo phase",
+    "不区分": "Any",
+    "最少个数": "Min count",
+    "最多个数": "Max count",
+    "该类型没有其他属性。": "This type has no other settings.",
+    "保存冲突": "Save conflict",
+    "您输入的内容仍在下方，尚未保存。可以先复制需要保留的内容，再": (
+        "What you entered is still below and has not been saved. Copy what you want to keep, then "
+    ),
+    "重新加载最新草稿": "reload the latest draft",
+    "草稿还不能发布：请修正标注的字段。": "The draft cannot be published yet: fix the marked fields.",
+    "表单标题": "Form title",
+    "未命名字段": "Unnamed field",
+    "表单标识": "Form id",
+    "尚未发布，沿用全国版本": "Not published yet; the national version applies",
+    "{who} 于 {at} 保存（第 {n} 次修改）": "Saved by {who} at {at} (revision {n})",
+    "无草稿，下方是当前发布的版本": "No draft; below is the published version",
+    "预览": "Preview",
+    "套用模板": "Apply a template",
+    (
+        "整改方案可按本地规定采用“五落实”“五到位”“四落实”或“定人、定时间、定措施”。套用后字段替换为模板内容（"
+        "尚未保存），可继续修改。"
+    ): (
+        "Following local rules, the rectification plan may use the five implementations (五落实), the five in"
+        "-place requirements (五到位), the four implementations (四落实) or “person, time, measures” (定人、"
+        "定时间、定措施). Applying a template replaces the fields with its content (not saved yet); you can k"
+        "eep editing."
+    ),
+    "模板": "Template",
+    "请选择模板": "Choose a template",
+    "表单说明": "Form description",
+    "字段": "Fields",
+    (
+        "字段名是数据中保存的标识（小写字母开头，只含小写字母、数字和下划线），发布后不宜再改；"
+        "标签是填写人看到的名称。选择类型后显示该类型可设置的属性。"
+    ): (
+        "The field name is the id stored in the data (a lowercase letter first, then only lowercase letters, "
+        "digits and underscores) and should not change once published; the label is the name the person "
+        "filling in sees. Choosing a type shows the settings of that type."
+    ),
+    "添加字段": "Add field",
+    "流程路由": "Process routing",
+    (
+        "以下字段的取值决定流程走向（流程图的条件引用这些字段和选项值），发布时不能删除这些字段或修改其选项值"
+        "。"
+    ): (
+        "The values of these fields decide the process path (the diagram's conditions refer to these fields "
+        "and option values); publishing may not remove these fields or change their option values."
+    ),
+    "流程变量": "Process variable",
+    "发布说明": "Publish note",
+    "如 按市应急局通知改为“五到位”": (
+        "e.g. switched to the five in-place requirements (五到位) per the city emergency management bureau's "
+        "notice"
+    ),
+    "发布": "Publish",
+    "确定放弃草稿？草稿中的修改将丢失。": "Discard the draft? Its changes will be lost.",
+    "放弃草稿": "Discard draft",
+    "发布后，此后启动的隐患流程使用新版本；已启动的流程继续使用启动时的版本。": (
+        "Once published, hazard processes started from then on use the new version; processes already "
+        "started keep the version they started with."
+    ),
+    "预览：填写人看到的表单": "Preview: the form as the person filling it in sees it",
+    "版本记录": "Version history",
+    "发布人": "Published by",
+    "发布时间": "Published at",
+    "当前": "Current",
+    "尚未发布过版本，当前使用随系统提供的表单。": (
+        "No version published yet; the form shipped with the system is in use."
+    ),
+    "文本": "Text",
+    "数字": "Number",
+    "金额": "Amount",
+    "选项": "Choice",
+    "照片": "Photo",
+    "文件": "File",
+    "签字": "Signature",
+    "检查清单": "Checklist",
+    "已套用模板「{name}」：请检查字段后保存草稿或发布（尚未保存）。": (
+        "Applied the template “{name}”: check the fields, then save the draft or publish (not saved yet)."
+    ),
+    "请选择要套用的模板": "Choose the template to apply",
+    "草稿已放弃": "Draft discarded",
+    "草稿已保存（第 {n} 次修改）": "Draft saved (revision {n})",
+    "草稿已保存（第 {n} 次修改），但还不能发布：请修正标注的字段。": (
+        "Draft saved (revision {n}), but it cannot be published yet: fix the marked fields."
+    ),
+    "草稿已被其他管理员发布或放弃，请重新加载页面后再修改。": (
+        "Another administrator has published or discarded the draft; reload the page before making changes."
+    ),
+    "其他管理员": "Another administrator",
+    "草稿已被 {who} 修改，请重新加载页面后再发布。": (
+        "{who} has changed the draft; reload the page before publishing."
+    ),
+    "请填写表单标题": "Enter the form title",
+    "表单至少需要一个字段": "A form needs at least one field",
+    "字段名 {name} 重复（与前面的字段相同）": "Field name {name} is a duplicate (an earlier field has it)",
+    "已发布「{title}」第 {version} 版，此后新启动的隐患流程使用该版本。": (
+        "Published version {version} of “{title}”; hazard processes started from now on use it."
+    ),
+    "内容与已发布的第 {version} 版相同，未产生新版本。": (
+        "The content is the same as published version {version}; no new version was created."
+    ),
+    # policy profile: deadlines and the escalation ladder (templates/design/policy.html, web/pages/design.py)
+    (
+        "本行业的策略配置在全国默认配置之上覆盖部分数值、督办梯度和触发条件；未覆盖的沿用全国配置（灰色显示）"
+        "。发布后只对此后登记的隐患生效，已登记的隐患继续使用登记时固定的版本。"
+    ): (
+        "The sector's policy profile overrides some values, escalation rungs and triggers of the national "
+        "default profile; everything not overridden follows the national profile (shown in grey). A "
+        "published version applies only to hazards registered afterwards; hazards already registered keep "
+        "the version fixed at registration."
+    ),
+    (
+        "全国默认策略配置：各行业未覆盖的数值、督办梯度和触发条件都采用这里的设置。发布后，"
+        "各行业配置需重新发布才会采用修改后的全国数值。"
+    ): (
+        "The national default policy profile: the values, escalation rungs and triggers a sector does not "
+        "override use these settings. After publishing, sector profiles adopt the changed national values "
+        "only once they are published again."
+    ),
+    "您输入的内容仍在下方，尚未保存。可以先记下需要保留的修改，再": (
+        "What you entered is still below and has not been saved. Note down the changes you want to keep, "
+        "then "
+    ),
+    "请检查标注的行后重新提交。": "Check the marked rows and submit again.",
+    "配置名称": "Profile name",
+    "配置标识": "Profile id",
+    "当前版本": "Current version",
+    "（基于 {base}）": "(based on {base})",
+    "尚未发布，沿用全国配置": "Not published yet; the national profile applies",
+    "全国配置": "National profile",
+    "无草稿，下方是当前发布的配置": "No draft; below is the published profile",
+    "配置说明": "Profile description",
+    "依据的地方规定、适用范围等": "The local rules it follows, where it applies, etc.",
+    "督办升级梯度": "Escalation ladder",
+    (
+        "逾期后按梯度逐级升级：每一级在“时间点”所指的期限届满时签发相应文书。修改某一级的期限数值，"
+        "直接改该行的数字和单位（即修改下方对应的策略值）。"
+    ): (
+        "Once overdue, a hazard climbs the ladder rung by rung: each rung issues its notice when the period "
+        "named by its “time point” ends. To change a rung's period, edit the number and unit on its row "
+        "(this changes the matching policy value below)."
+    ),
+    "本行业设置": "Set by the sector",
+    "全国配置中没有这一级，无法在此设置。": (
+        "The national profile has no such rung, so it cannot be set here."
+    ),
+    "文书说明": "Notice description",
+    "时间点（期限届满时签发）": "Time point (issued when the period ends)",
+    "无（仅由触发条件启动）": "None (started by triggers only)",
+    "{rung} 的期限数值": "Period of {rung}",
+    "单位": "Unit",
+    "签发层级": "Issuing level",
+    "牵头部门本级": "The lead department's own level",
+    "回复/公布期限": "Response/publication period",
+    "无": "None",
+    "文书模板": "Notice template",
+    "送达对象": "Recipients",
+    "触发条件": "Triggers",
+    "不按时间计算的情形直接启动某一级督办。": (
+        "Situations not measured in time start an escalation rung directly."
+    ),
+    "不启动督办": "No escalation",
+    "策略值": "Policy values",
+    "灰色的行沿用全国配置；勾选“覆盖”后按本行业的数值执行（修改数值时自动勾选）。": (
+        "Grey rows follow the national profile; tick “Override” to use the sector's value (ticked "
+        "automatically when you change a value)."
+    ),
+    "每个值都要写明单位和出处。": "Every value needs a unit and a source.",
+    "覆盖": "Override",
+    "数值": "Value",
+    "出处": "Source",
+    "本行业": "This sector",
+    "覆盖 {name}": "Override {name}",
+    "（本行业新增）": "(added by the sector)",
+    "新增策略值": "New policy values",
+    "名称（标识）": "Name (id)",
+    "如 stop_decision_after_report": "e.g. stop_decision_after_report",
+    "再添加一行": "Add another row",
+    "如 按市安委办通知，逾期5个工作日即通报": (
+        "e.g. circular after 5 working days overdue, per the city safety committee office's notice"
+    ),
+    "配置": "Profile",
+    "基于": "Based on",
+    "本行业还没有发布过策略配置，隐患按全国默认配置办理。": (
+        "The sector has not published a policy profile yet; hazards follow the national default profile."
+    ),
+    "策略配置已发布为第 {version} 版，此后新登记的隐患使用该版本。": (
+        "Policy profile published as version {version}; hazards registered from now on use it."
+    ),
+    "新增策略值第 {n} 行": "New policy value, row {n}",
+    "请填写名称（小写字母、数字和下划线，以字母开头）": (
+        "Enter a name (lowercase letters, digits and underscores, starting with a letter)"
+    ),
+    "名称只能由小写字母、数字和下划线组成，并以字母开头": (
+        "The name may contain only lowercase letters, digits and underscores, and must start with a letter"
+    ),
+    "策略值 {name} 已存在，请直接修改上面的行": "Policy value {name} already exists; change its row above",
+    "个工作日": "working days",
+    "日": "calendar days",
+    "小时": "hours",
+    "分钟": "minutes",
+    "个月": "months",
+    "次": "times",
+    "省级": "Province",
+    "市级": "City",
+    "县级": "County",
+    "乡镇级": "Township",
+    "负有安全监管职责的牵头部门": "Lead department with safety supervision duties",
+    "安全生产委员会（安委会）": "Work safety committee (安委会)",
+    "人民政府": "People's government",
+    "隐患所在生产经营单位": "The enterprise where the hazard is",
+    "生产经营单位主要负责人": "The enterprise's principal",
+    "生产经营单位实际控制人": "The enterprise's actual controller",
+    "行业主管（牵头）部门": "The sector's competent (lead) department",
+    "安委会各成员单位": "Member units of the safety committee",
+    "社会公众": "The public",
+    "上一级人民政府": "The next higher people's government",
+    "纪检监察机关": "Discipline inspection and supervision authorities",
+    "整改期限临近或届满": "Rectification deadline near or reached",
+    "逾期（按工作日计）": "Overdue (in working days)",
+    "长期未更新整改进展": "No progress update for a long time",
+    "验收/审查多次不通过": "Repeatedly failed verification/review",
+    "同一企业同一部位的已销号隐患再次发生": "A closed hazard recurs at the same place of the same enterprise",
+    "提醒敦促函（整改期限届满前）": "Reminder letter (before the rectification deadline)",
+    "提醒敦促函（整改期限届满）": "Reminder letter (at the rectification deadline)",
+    "提醒敦促函（长期未更新整改进展）": "Reminder letter (no progress update for a long time)",
+    "参照事故调查处理（移送追责）": "Handled like an accident investigation (referral for accountability)",
+    # the modeler page (templates/design_diagrams/edit.html, web/pages/design_diagrams.py)
+    "检查": "Check",
+    "撤销": "Undo",
+    "重做": "Redo",
+    "属性": "Properties",
+    "确认发布": "Confirm and publish",
+    "全国通用": "National (all sectors)",
+    # versions, bindings, diff, migration, heatmap (templates/design_versions/, web/pages/design_versions.py)
+    "全国通用流程": "National process",
+    "只读": "Read-only",
+    "比较版本": "Compare versions",
+    "迁移实例": "Migrate instances",
+    "热力图": "Heatmap",
+    "（运行中 {r} 个）": "({r} running)",
+    "（最新）": "(latest)",
+    "{name} · 版本与绑定": "{name} · Versions and bindings",
+    "已发布的版本": "Published versions",
+    (
+        "每次发布生成新版本 v(n+1)，记录发布人、说明和文件的 sha256。运行中的实例始终留在开始时的版本上，"
+        "直到管理员把它们迁移到新版本。"
+    ): (
+        "Every publish creates a new version v(n+1), recording who published it, the note and the file's "
+        "sha256. Running instances stay on the version they started on until an administrator migrates them "
+        "to a new version."
+    ),
+    "运行中实例": "Running instances",
+    "绑定": "Binding",
+    "最新": "Latest",
+    "查看流程图": "View diagram",
+    "比较两个版本": "Compare two versions",
+    "从版本": "From version",
+    "到版本": "To version",
+    "比较": "Compare",
+    "按 BPMN 元素标识比较：新增、删除和改变的元素（名称、属性、定时器、条件等），图形布局的移动不算改变。": (
+        "Compared by BPMN element id: added, removed and changed elements (name, properties, timers, "
+        "conditions, etc.); moving shapes in the layout is not a change."
+    ),
+    (
+        "绑定（隐患等级 + 行业 + 地区）决定新登记的隐患从哪个版本开始；最具体的绑定优先（行业和地区 > 仅行业 "
+        "> 仅地区 > 等级默认）。改变绑定不影响运行中的实例。回退撤销该绑定最近一次变更，"
+        "恢复此前新隐患使用的版本；再次回退继续向前撤销。"
+    ): (
+        "A binding (hazard grade + sector + region) decides which version newly registered hazards start on; "
+        "the most specific binding wins (sector and region > sector only > region only > grade default). "
+        "Changing a binding does not affect running instances. Rolling back undoes the binding's latest "
+        "change and restores the version new hazards used before; rolling back again undoes the change "
+        "before that."
+    ),
+    "新隐患使用": "New hazards use",
+    "变更记录": "History",
+    "回退": "Roll back",
+    "所有行业": "All sectors",
+    "所有地区": "All regions",
+    "固定版本": "Pinned version",
+    "始终最新": "Always latest",
+    "{n} 次变更": "{n} changes",
+    "回退说明": "Rollback note",
+    "回退说明（必填）": "Rollback note (required)",
+    "无权回退": "You may not roll back",
+    "目前没有绑定指向该流程：新登记的隐患不会使用它。": (
+        "No binding points to this process: newly registered hazards will not use it."
+    ),
+    "新建或修改绑定": "Create or change a binding",
+    "始终最新（当前 v{n}）": "Always latest (now v{n})",
+    "固定为 v{n}": "Pinned to v{n}",
+    "如：危化行业一般隐患改用 v3（验收环节改称复核）": (
+        "e.g. general hazards in hazardous chemicals move to v3 (the verification step is renamed re-check)"
+    ),
+    (
+        "记录在绑定历史中。地区绑定对其下级地区同样有效。重大隐患的绑定要求流程保留双报告、"
+        "五落实和部门审核环节。"
+    ): (
+        "Recorded in the binding history. A region binding also applies to the regions below it. A binding fo"
+        "r major hazards requires the process to keep the dual report, five implementations (五落实) and depa"
+        "rtment review steps."
+    ),
+    "保存绑定": "Save binding",
+    "迁移运行中的实例": "Migrate running instances",
+    (
+        "运行中的实例留在开始时的版本上。需要时可把它们迁移到另一个版本：先预览哪些实例可以迁移、"
+        "哪些不能及原因，确认后才迁移。已迁移实例保留原有的绝对期限和历史，迁移记录在每个隐患的事件日志中。"
+    ): (
+        "Running instances stay on the version they started on. When needed they can be migrated to another "
+        "version: first preview which instances can migrate and which cannot, and why; nothing migrates "
+        "until you confirm. Migrated instances keep their absolute deadlines and history, and the migration "
+        "is recorded in each hazard's event log."
+    ),
+    "v{n}（运行中 {r} 个）": "v{n} ({r} running)",
+    "迁移到": "Migrate to",
+    "预览迁移": "Preview migration",
+    "没有可迁移的运行中实例。": "No running instances to migrate.",
+    "该流程只有一个版本。": "The process has only one version.",
+    "{name} · 比较版本": "{name} · Compare versions",
+    "该流程只有一个版本，没有可比较的版本。": (
+        "The process has only one version; there is nothing to compare."
+    ),
+    (
+        "按 BPMN 元素标识比较：新增、删除和改变的元素（名称、属性、定时器、条件、处理器、连线的起止等），"
+        "图形布局的移动不算改变。"
+    ): (
+        "Compared by BPMN element id: added, removed and changed elements (name, properties, timers, "
+        "conditions, handlers, flow ends, etc.); moving shapes in the layout is not a change."
+    ),
+    "两个版本的流程元素相同（仅布局或文本格式不同）。": (
+        "The two versions have the same process elements (only the layout or text formatting differs)."
+    ),
+    "新增 {n}": "Added {n}",
+    "删除 {n}": "Removed {n}",
+    "改变 {n}": "Changed {n}",
+    "变化": "Change",
+    "元素": "Element",
+    "改变的属性": "Changed attributes",
+    "新增": "Added",
+    "改变": "Changed",
+    "v{n} 流程图": "v{n} diagram",
+    "聚焦变更环节": "Focus on the changed steps",
+    "v{n} 流程图，标出新增和改变的元素": "v{n} diagram with added and changed elements marked",
+    "v{n} 流程图（标出删除的元素）": "v{n} diagram (removed elements marked)",
+    "v{n} 流程图，标出删除的元素": "v{n} diagram with removed elements marked",
+    "{name} v{n} 热力图": "{name} v{n} heatmap",
+    "热力图 · v{n}": "Heatmap · v{n}",
+    "v{n} 各环节的在办与逾期事项": "Open and overdue tasks by step, v{n}",
+    "切换版本": "Switch version",
+    "运行中 {n} 个": "{n} running",
+    "运行中实例 {r} 个；在办事项 {open} 件，其中逾期 {overdue} 件（统计时间 {at}）。": (
+        "{r} running instances; {open} open tasks, {overdue} of them overdue (as of {at})."
+    ),
+    "有在办事项": "Has open tasks",
+    "有逾期事项": "Has overdue tasks",
+    "在办件数": "Open tasks",
+    "逾期件数": "Overdue tasks",
+    "v{n} 热力图": "v{n} heatmap",
+    "各环节统计": "By step",
+    "环节": "Step",
+    "标识": "Id",
+    "在办": "Open",
+    "其中已认领": "Of which claimed",
+    "该版本没有人工任务。": "This version has no user tasks.",
+    "合计": "Total",
+    (
+        "统计该版本上运行中实例的待办（待认领和已认领）；逾期指已过办理期限仍未完成。已迁移到其他版本的实例计"
+        "入新版本。"
+    ): (
+        "Counts the open tasks (unclaimed and claimed) of the instances running on this version; overdue "
+        "means past the due time and not yet done. Instances migrated to another version count under the new "
+        "version."
+    ),
+    "{name} · 迁移实例": "{name} · Migrate instances",
+    (
+        "运行中的实例留在开始时的版本上；只有在这里确认后才会迁移。已迁移实例保留原有的绝对期限和历史："
+        "已办理的环节、表单数据和计时器的到期时间都不变，迁移记录在每个隐患的事件日志中。"
+        "所在环节在新版本中不存在或类型改变等情况下，实例不能迁移，原样留在原版本。"
+    ): (
+        "Running instances stay on the version they started on; they migrate only once you confirm here. "
+        "Migrated instances keep their absolute deadlines and history: completed steps, form data and timer "
+        "due times do not change, and the migration is recorded in each hazard's event log. An instance "
+        "whose current step is missing from the new version or has changed type (among other cases) cannot "
+        "migrate and stays on its version as it is."
+    ),
+    "预览：v{a} → v{b}": "Preview: v{a} → v{b}",
+    "可以迁移 {n} 个": "{n} can migrate",
+    "不能迁移 {n} 个": "{n} cannot migrate",
+    "该版本共有 {r} 个运行中实例，这里只列出您可管理的（本部门牵头行业、本辖区）。": (
+        "This version has {r} running instances; only those you manage are listed (sectors your department "
+        "leads, in your region)."
+    ),
+    "两个版本的流程元素相同。": "The two versions have the same process elements.",
+    "两个版本的差异：新增 {a} 个、删除 {r} 个、改变 {c} 个元素。": (
+        "Differences between the versions: {a} elements added, {r} removed, {c} changed."
+    ),
+    "查看差异": "View differences",
+    "迁移": "Migrate",
+    "当前环节": "Current step",
+    "能否迁移": "Can migrate",
+    "原因 / 说明": "Reasons / notes",
+    "迁移 {number}": "Migrate {number}",
+    "可以": "Yes",
+    "不能": "No",
+    (
+        "确认后逐个迁移勾选的实例（每个实例单独加锁、单独提交）；预览后状态已变化（如计时器已到期）"
+        "的实例会再次检查，不能迁移的原样保留。"
+    ): (
+        "Confirming migrates the ticked instances one by one (each locked and committed on its own); "
+        "instances whose state changed after the preview (a timer fired, for example) are checked again, and "
+        "those that cannot migrate are left as they are."
+    ),
+    "确认迁移所选实例": "Migrate the selected instances",
+    "v{n} 上没有您可管理的运行中实例。": "No running instances you manage on v{n}.",
+    "{name} · 迁移结果": "{name} · Migration result",
+    "迁移结果：v{a} → v{b}": "Migration result: v{a} → v{b}",
+    (
+        "已迁移 {moved} 个，未迁移 {left} 个。已迁移实例保留原有的绝对期限和历史，每个隐患的事件日志中记录了"
+        "这次迁移；未迁移的实例原样留在 v{a}。"
+    ): (
+        "{moved} migrated, {left} not migrated. Migrated instances keep their absolute deadlines and "
+        "history, and each hazard's event log records the migration; instances not migrated stay on v{a} as "
+        "they are."
+    ),
+    "实例": "Instance",
+    "结果": "Result",
+    "已迁移": "Migrated",
+    "未迁移": "Not migrated",
+    "返回版本与绑定": "Back to versions and bindings",
+    "再次预览": "Preview again",
+    "查看 v{n} 热力图": "View the v{n} heatmap",
+    "版本 v{n}": "Version v{n}",
+    "版本信息": "Version details",
+    "与 v{n} 比较": "Compare with v{n}",
+    "流程图 v{n}": "Diagram v{n}",
+    "（无此绑定）": "(no such binding)",
+    "（固定版本）": " (pinned)",
+    "（跟随最新版本）": " (follows the latest version)",
+    "所有行业（全国默认）": "All sectors (national default)",
+    "您没有权限查看该流程": "You may not view this process",
+    "请填写说明（记录在绑定历史中）": "Enter a note (it is recorded in the binding history)",
+    "说明不能超过 {n} 个字符": "The note may not exceed {n} characters",
+    "请选择列表中的地区": "Choose a region from the list",
+    "请选择隐患等级": "Choose the hazard grade",
+    "请选择版本": "Choose a version",
+    "请选择本部门牵头的行业": "Choose a sector your department leads",
+    "只能绑定本部门牵头的行业": "You can only bind sectors your department leads",
+    "没有版本 v{n}": "There is no version v{n}",
+    "最新版本": "the latest version",
+    "已绑定 {label} → {key} {target}：新登记的隐患从该版本开始，运行中的实例保留原版本。": (
+        "Bound {label} → {key} {target}: newly registered hazards start on that version; running instances "
+        "stay on theirs."
+    ),
+    "只能回退本部门牵头行业的绑定": "You can only roll back bindings of sectors your department leads",
+    "已回退 {label}：该绑定已撤销，改用更上一级的绑定。": (
+        "Rolled back {label}: the binding is removed and the next broader binding applies."
+    ),
+    "已回退 {label} → {target}：新登记的隐患从该版本开始，运行中的实例不受影响。": (
+        "Rolled back {label} → {target}: newly registered hazards start on that version; running instances "
+        "are not affected."
+    ),
+    "请选择两个不同的版本": "Choose two different versions",
+    "请至少选择一个可以迁移的实例": "Choose at least one instance that can migrate",
+    "一般（含突出）": "General (incl. prominent)",
+    "条件": "Condition",
+    "处理器": "Handler",
+    "附着于": "Attached to",
+    "中断原任务": "Interrupts the task",
+    "默认连线": "Default flow",
+    "起点": "Source",
+    "终点": "Target",
+    "调用": "Calls",
+    "人工任务": "User task",
+    "服务任务": "Service task",
+    "脚本任务": "Script task",
+    "决策任务": "Business rule task",
+    "手工任务": "Manual task",
+    "调用子流程": "Call activity",
+    "子流程": "Subprocess",
+    "连线": "Sequence flow",
+    "排他网关": "Exclusive gateway",
+    "并行网关": "Parallel gateway",
+    "包容网关": "Inclusive gateway",
+    "事件网关": "Event-based gateway",
+    "开始事件": "Start event",
+    "结束事件": "End event",
+    "边界事件": "Boundary event",
+    "中间捕获事件": "Intermediate catch event",
+    "中间抛出事件": "Intermediate throw event",
 }
 
 CATALOGUES: dict[str, Mapping[str, str]] = {"en": EN}
