@@ -18,6 +18,7 @@ raised                                     status  ``code``
 ``TooManyAttempts``                        429     ``too_many_requests`` (``Retry-After`` header)
 ``werkzeug`` HTTP errors (``abort(404)``)  theirs  ``bad_request``, ``malformed_json``, …
 ``sqlalchemy.exc.OperationalError``        503     ``service_unavailable`` (logged)
+``sqlalchemy.exc.IntegrityError``          409     ``conflict`` (a concurrent write won the race)
 anything else                              500     ``internal_error`` (logged by Flask)
 =========================================  ======  =============================================
 
@@ -39,6 +40,7 @@ from flask import jsonify
 from flask import render_template
 from flask import request
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
@@ -287,12 +289,20 @@ def _database_unavailable(exc: OperationalError) -> Response:
     return error_response(503, "service_unavailable", _(HTTP_MESSAGES[503]), headers={"Retry-After": "5"})
 
 
+def _concurrent_write(exc: IntegrityError) -> Response:
+    # A unique key taken by a concurrent request between our read and our write (two people
+    # publishing version n+1 at once, say): the transaction rolled back, nothing was written.
+    logger.warning("integrity error answered as a conflict: %s", exc.orig)
+    return error_response(409, "conflict", _("数据刚被他人同时修改，本次操作未保存，请重新加载后再试。"))
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map engine, web, validation, HTTP and database errors to JSON or HTML answers (see above)."""
     app.register_error_handler(EngineError, _engine_error)
     app.register_error_handler(WebError, _web_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(IntegrityError, _concurrent_write)
     app.register_error_handler(HTTPException, _http_error)
     # Unhandled exceptions reach this as InternalServerError (Flask has logged them already).
     app.register_error_handler(InternalServerError, _http_error)

@@ -1027,6 +1027,9 @@ EN: dict[str, str] = {
     "下移": "Move down",
     "删除": "Remove",
     "已删除": "Removed",
+    "数据刚被他人同时修改，本次操作未保存，请重新加载后再试。": (
+        "Someone else changed the same data at the same moment; nothing was saved. Reload and try again."
+    ),
     "字段名（标识）": "Field name (id)",
     "如 responsible_person": "e.g. responsible_person",
     "标签": "Label",

@@ -11,6 +11,7 @@ from flask import abort
 from flask import request
 from flask.testing import FlaskClient
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.exc import OperationalError
 
 from engine.errors import Conflict
@@ -38,6 +39,7 @@ RAISERS: dict[str, Exception | int] = {
     "bad_request": 400,
     "too_many": TooManyAttempts(90),
     "database": OperationalError("SELECT 1", {}, Exception("down")),
+    "race": IntegrityError("INSERT INTO definition_version …", {}, Exception("duplicate key")),
     "handler": HandlerError("issue_notice", "模板缺失"),
     "crash": RuntimeError("boom: secret detail"),
 }
@@ -56,6 +58,7 @@ EXPECTED = {
     "bad_request": (400, "bad_request", "请求无效"),
     "too_many": (429, "too_many_requests", "请求过于频繁"),
     "database": (503, "service_unavailable", "数据库暂时不可用"),
+    "race": (409, "conflict", "数据刚被他人同时修改"),
     "handler": (500, "handler_error", "服务器内部错误"),
     "crash": (500, "internal_error", "服务器内部错误"),
 }
