@@ -1057,6 +1057,25 @@ def copy_process_for_sector(
     return draft
 
 
+def suggested_binding(session: Session, key: str, sector_code: str | None, xml: str | bytes) -> str | None:
+    """The grade a sector's not-yet-bound process would serve, for the "bind on publish" offer.
+
+    ``None`` when the process is national, already bound anywhere, or its kind (``hazard_general…``
+    / ``hazard_major…`` / the ``track`` property) names no loop grade.
+    """
+    if sector_code is None:
+        return None
+    if session.scalar(select(DefinitionBinding.id).where(DefinitionBinding.process_key == key).limit(1)):
+        return None
+    try:
+        root = definitions._parse_xml(xml.encode("utf-8") if isinstance(xml, str) else xml)
+        graph = next((g for g in process_graphs(root) if g.process_id == key), None)
+        track = definitions.process_track(graph) if graph is not None else None
+    except DefinitionInvalid:
+        return None
+    return track if track in ("general", "major") else None
+
+
 def publish_diagram(
     session: Session,
     actor: Actor,

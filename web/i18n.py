@@ -1027,6 +1027,12 @@ EN: dict[str, str] = {
     "下移": "Move down",
     "删除": "Remove",
     "已删除": "Removed",
+    "发布后本行业新登记的{grade}隐患即按此流程办理（绑定）": (
+        "After publishing, new {grade} hazards of this sector follow this process (bind it)"
+    ),
+    "不勾选则只发布版本，稍后在“版本与绑定”页绑定。": (
+        "Leave unticked to publish the version only and bind it later on the versions page."
+    ),
     "数据刚被他人同时修改，本次操作未保存，请重新加载后再试。": (
         "Someone else changed the same data at the same moment; nothing was saved. Reload and try again."
     ),

@@ -38,6 +38,8 @@ from engine.config import Settings
 from engine.demo import DEMO_PASSWORD
 from engine.demo import USERS
 from engine.demo import DemoWorld
+from engine.models import DefinitionBinding
+from engine.models import DefinitionBindingHistory
 from engine.models import DefinitionVersion
 from engine.models import DesignDraft
 from engine.models import DesignEvent
@@ -68,6 +70,8 @@ def expect(target: Any) -> Any:
 def _forget(app: Flask) -> None:
     with app_state(app).sessions.begin() as session:
         for model, column in (
+            (DefinitionBindingHistory, DefinitionBindingHistory.process_key),
+            (DefinitionBinding, DefinitionBinding.process_key),
             (DesignEvent, DesignEvent.key),
             (DesignDraft, DesignDraft.key),
             (DefinitionVersion, DefinitionVersion.process_key),
@@ -334,6 +338,10 @@ def test_edit_check_export_import_publish(
     dialog = page.locator("[data-modeler-publish-dialog]")
     expect(dialog).to_be_visible()
     dialog.locator("textarea").fill("限期整改改由安全管理人员办理")
+    # binding on publish is offered for the sector's unbound copy; this test publishes only
+    bind = dialog.locator('input[name="bind"]')
+    expect(bind).to_be_checked()
+    bind.uncheck()
     dialog.get_by_role("button", name="确认发布").click()
     message = page.locator(".hl-modeler-message")
     expect(message).to_contain_text("已发布为第 1 版")

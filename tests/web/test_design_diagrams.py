@@ -564,3 +564,33 @@ def test_vocabulary(client: FlaskClient, login: Callable[..., Any], world: DemoW
     assert "escalate" in handlers and "compute_deadline" in handlers
     assert vocab["required"] == list(definitions.REQUIRED_USER_TASK_PROPERTIES)
     assert client.get("/design/vocabulary.json?sector=nowhere").status_code == 404
+
+
+# --- binding on the first publish -------------------------------------------------------------------
+
+
+def test_first_publish_of_a_sector_copy_can_bind_it(
+    client: FlaskClient, login: Callable[..., Any], copy: str, csrf: Callable[[FlaskClient], str], app: Flask
+) -> None:
+    login(client, MODELER)
+    page = client.get(f"/design/diagrams/{copy}/edit").get_data(as_text=True)
+    assert 'name="bind"' in page  # offered: the hazchem copy of the general loop is bound nowhere
+    token = csrf(client)
+    xml = source_xml(client)
+    refused = post_json(
+        client, f"/design/diagrams/{copy}/publish", {"xml": xml, "revision": 1, "bind": "yes"}, token
+    )
+    assert refused.status_code == 422
+    assert "bind" in refused.get_json()["message"]
+    published = post_json(
+        client, f"/design/diagrams/{copy}/publish", {"xml": xml, "revision": 1, "bind": True}, token
+    )
+    assert published.status_code == 200, published.get_json()
+    with app_state(app).sessions() as session:
+        chosen = definitions.resolve_definition(session, grade="general", sector_code="hazchem")
+        assert (chosen.process_key, chosen.version) == (copy, 1)
+        assert definitions.resolve_definition(session, grade="general", sector_code="fire").process_key == (
+            "hazard_general"
+        )
+    # once bound, the offer is gone
+    assert 'name="bind"' not in client.get(f"/design/diagrams/{copy}/edit").get_data(as_text=True)

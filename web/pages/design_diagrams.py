@@ -244,6 +244,7 @@ def edit(key: str) -> str:
             "design_diagrams/edit.html",
             key=key,
             sector=sector,
+            bind_grade=design.suggested_binding(session, key, sector, xml),
             sector_name=sector_row.name if sector_row else _("全国通用"),
             name=_process_name(xml, key) or key,
             version=version,
@@ -383,6 +384,9 @@ def publish(key: str) -> Response:
     if note is not None and not isinstance(note, str):
         raise BadBody("发布说明应为文字")
     note = (note or "").strip()[:MAX_NOTE] or None
+    bind = body.get("bind", False)
+    if not isinstance(bind, bool):
+        raise BadBody("bind 应为 true 或 false")
     ctx = engine_context()
     actor = current_actor()
     sector: str | None = None
@@ -391,6 +395,9 @@ def publish(key: str) -> Response:
             actor, sector = _editable(session, key)
             if revision is None and design.get_draft(session, KIND, key, sector) is not None:
                 raise Conflict(_("草稿刚被他人创建，请重新加载页面后再发布（可先导出 .bpmn 备份您的修改）"))
+            # "bind on publish" (offered while the sector's process is bound nowhere): new hazards of
+            # the sector and the process's grade start on it from now on
+            bind_grade = design.suggested_binding(session, key, sector, xml) if bind else None
             result = design.publish_diagram(
                 session,
                 actor,
@@ -398,6 +405,7 @@ def publish(key: str) -> Response:
                 sector_code=sector,
                 xml=xml,
                 note=note,
+                bind_grade=bind_grade,
                 revision=revision,
                 clock=ctx.clock,
                 forms=ctx.forms,

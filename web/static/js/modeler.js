@@ -1437,7 +1437,14 @@
     say("正在发布…", "info");
     return currentXml()
       .then(function (xml) {
-        return postJson(data("publish-url"), { xml: xml, note: note, revision: state.revision });
+        // "bind on publish": offered while the sector's process is bound nowhere (see edit.html)
+        var bind = els.publishDialog.querySelector('input[name="bind"]');
+        return postJson(data("publish-url"), {
+          xml: xml,
+          note: note,
+          revision: state.revision,
+          bind: Boolean(bind && bind.checked),
+        });
       })
       .then(function (result) {
         if (result.ok) {
