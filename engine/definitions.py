@@ -40,6 +40,7 @@ from .models import ProcessInstance
 from .models import Region
 from .models import Role
 from .models import User
+from .policy import resolve_policy
 from .process_graph import Element
 from .process_graph import ProcessGraph
 from .process_graph import process_graphs
@@ -648,26 +649,100 @@ def deploy(
     return DeployResult(versions, created, warnings)
 
 
-def check_policy_profiles(session: Session, bpmn_xml: bytes) -> None:
-    """Every ``policy_profile`` property of a process names a stored policy profile.
+#: expression variables the start pins, not policy values
+_PINNED_POLICY_VARIABLES = frozenset({"policy_profile_id", "policy_key", "policy_version"})
+_POLICY_NAME = re.compile(r"\bpolicy_([a-z][a-z0-9_]*)\b")
+_EXPRESSION_TAGS = frozenset({"timeDate", "timeDuration", "timeCycle", "conditionExpression"})
 
-    The deploy gate proper (:func:`check_definition`) does not see the database; :func:`deploy`
-    runs this after it.
 
-    :raises DefinitionInvalid: naming the process whose profile is unknown.
+def policy_names_in(root: Any) -> dict[str, str]:
+    """The policy values the expressions of a parsed BPMN file read, ``{name: element id}``.
+
+    An expression reads value ``x`` of the instance's pinned profile as ``policy_x`` (the number)
+    and ``policy_x_unit`` (its unit), e.g. ``compute_deadline`` parameters or a ``ladder_time``
+    timer; the runtime exposes exactly these at start (:func:`policy_names_of`).
     """
-    for graph in process_graphs(_parse_xml(bpmn_xml)):
+    found: dict[str, str] = {}
+
+    def scan(text: str | None, element: str) -> None:
+        for match in _POLICY_NAME.finditer(text or ""):
+            if f"policy_{match.group(1)}" in _PINNED_POLICY_VARIABLES:
+                continue
+            name = match.group(1)
+            found.setdefault(name.removesuffix("_unit") if name.endswith("_unit") else name, element)
+
+    for node in root.iter():
+        if not isinstance(node.tag, str):
+            continue
+        tag = etree.QName(node).localname
+        if tag in _EXPRESSION_TAGS:
+            scan(node.text, _flow_element_id(node))
+        elif tag == "parameter" and etree.QName(node).namespace == NS["spiffworkflow"]:
+            scan(node.get("value"), _flow_element_id(node))
+    return found
+
+
+def _flow_element_id(node: Any) -> str:
+    """The id of the flow element (task, event, flow) holding ``node``: what a diagram draws."""
+    while node.getparent() is not None and etree.QName(node.getparent()).localname not in (
+        "process",
+        "subProcess",
+    ):
+        node = node.getparent()
+    return _element_id(node)
+
+
+def check_policy_profiles(session: Session, bpmn_xml: bytes, *, sector_code: str | None = None) -> None:
+    """Every ``policy_profile`` property of a process names a stored policy profile, and every
+    policy value an expression reads (``policy_<name>``) exists in the profile its hazards pin.
+
+    That profile is the named one; else, for a sector's process (``sector_code``), the sector's;
+    else any stored profile must define the value (a typo is refused; a sector binding a diagram
+    that reads a value of another sector's profile is its publisher's business; before any
+    profile is imported, as in a fresh ``init``, values are not checked). The deploy gate
+    proper (:func:`check_definition`) does not see the database; :func:`deploy` runs this after it.
+
+    :raises DefinitionInvalid: naming the process whose profile is unknown, or the element reading
+        an unknown value.
+    """
+    root = _parse_xml(bpmn_xml)
+    named: PolicyProfile | None = None
+    for graph in process_graphs(root):
         key = graph.properties.get(POLICY_PROFILE_PROPERTY)
         if key is None:
             continue
-        known = key.strip() and session.scalar(
-            select(PolicyProfile.id).where(PolicyProfile.key == key.strip()).limit(1)
+        named = (
+            session.scalars(
+                select(PolicyProfile)
+                .where(PolicyProfile.key == key.strip())
+                .order_by(PolicyProfile.version.desc())
+                .limit(1)
+            ).first()
+            if key.strip()
+            else None
         )
-        if not known:
+        if named is None:
             raise DefinitionInvalid(
                 graph.process_id,
                 f"流程属性 policy_profile 指定的策略配置 {key!r} 不存在（请先发布该策略配置）",
             )
+    wanted = policy_names_in(root)
+    if not wanted:
+        return
+    if named is not None:
+        candidates = [named]
+        where = f"策略配置 {named.key}"
+    elif sector_code is not None:
+        candidates = [resolve_policy(session, sector_code, None)]
+        where = f"本行业适用的策略配置 {candidates[0].key}"
+    else:
+        candidates = list(session.scalars(select(PolicyProfile)))
+        where = "任何已导入的策略配置"
+        if not candidates:
+            return  # a fresh database deploys its processes before importing the profiles
+    for name, element in wanted.items():
+        if not any(name in (c.content.get("values") or {}) for c in candidates):
+            raise DefinitionInvalid(element, f"表达式读取的策略值 policy_{name} 在{where}中不存在")
 
 
 def deploy_file(
@@ -1115,6 +1190,7 @@ def resolve_definition(
 class _VersionFacts:
     form_keys: frozenset[str]
     properties: Mapping[str, str]
+    policy_names: frozenset[str]
 
 
 _facts_cache: dict[tuple[str, str], _VersionFacts] = {}
@@ -1124,7 +1200,8 @@ def _facts(version: DefinitionVersion) -> _VersionFacts:
     key = (version.process_key, version.content_hash)
     cached = _facts_cache.get(key)
     if cached is None:
-        graphs = process_graphs(_parse_xml(version.bpmn_xml.encode("utf-8")))
+        root = _parse_xml(version.bpmn_xml.encode("utf-8"))
+        graphs = process_graphs(root)
         form_keys = frozenset(
             element.props["form_key"]
             for graph in graphs
@@ -1132,7 +1209,9 @@ def _facts(version: DefinitionVersion) -> _VersionFacts:
             if element.tag == "userTask" and element.props.get("form_key")
         )
         main = next((g for g in graphs if g.process_id == version.process_key), None)
-        cached = _VersionFacts(form_keys, dict(main.properties) if main is not None else {})
+        cached = _VersionFacts(
+            form_keys, dict(main.properties) if main is not None else {}, frozenset(policy_names_in(root))
+        )
         _facts_cache[key] = cached
     return cached
 
@@ -1141,6 +1220,12 @@ def form_keys_of(version: DefinitionVersion) -> frozenset[str]:
     """The ``form_key`` of every user task in the version's file (called processes included),
     cached by content hash (what the runtime pins at start)."""
     return _facts(version).form_keys
+
+
+def policy_names_of(version: DefinitionVersion) -> frozenset[str]:
+    """The policy values the version's expressions read (:func:`policy_names_in`), cached by
+    content hash: the runtime exposes them as ``policy_<name>`` / ``policy_<name>_unit`` at start."""
+    return _facts(version).policy_names
 
 
 def process_properties(version: DefinitionVersion) -> Mapping[str, str]:

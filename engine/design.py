@@ -963,7 +963,7 @@ def check_diagram(
         warnings = [GateProblem(w.element_id, w.message, "warning") for w in found]
         if not errors:
             try:
-                definitions.check_policy_profiles(session, xml)
+                definitions.check_policy_profiles(session, xml, sector_code=sector_code)
                 bpmn.parse_bpmn(xml, f"{key}.bpmn")
             except DefinitionInvalid as exc:
                 errors.append(GateProblem(exc.element_id, exc.reason))

@@ -66,6 +66,7 @@ from .clock import SystemClock
 from .config import Settings
 from .definitions import POLICY_PROFILE_PROPERTY
 from .definitions import form_keys_of
+from .definitions import policy_names_of
 from .definitions import process_properties
 from .definitions import resolve_definition
 from .definitions import shipped_forms
@@ -1211,13 +1212,15 @@ def _start_instance(
         if chosen
         else policy.resolve_policy(session, hazard.sector_code, hazard.region_path)
     )
+    # values the diagram's expressions read (policy_<name>, e.g. the fire variant's 6 months)
+    exposed = policy_names_of(version)
     if kind == InstanceKind.SUPERVISION:
-        policy.pin_policy(start.data, profile, expose=SUPERVISION_POLICY_VALUES)
+        policy.pin_policy(start.data, profile, expose=sorted(exposed | set(SUPERVISION_POLICY_VALUES)))
         longest = policy.policy_value(profile, "listing_max_duration")
         expires = policy.deadline_for(working_calendar.current_calendar(), longest, now)
         start.data["listing_expires_at"] = expires.at.isoformat()
     else:
-        policy.pin_policy(start.data, profile)
+        policy.pin_policy(start.data, profile, expose=sorted(exposed))
     start.data["ladder"] = _ladder_data(profile)
     instance = ProcessInstance(
         hazard_id=hazard.id,

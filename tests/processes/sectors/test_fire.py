@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import time_machine
 from sqlalchemy import select
 
+from engine import policy
 from engine.errors import Forbidden
 from engine.models import Event
 from tests.processes.sectors.support import CLOSURE_APPLICATION
@@ -174,3 +176,18 @@ def test_closure_application_belongs_to_the_principal(driver):
     with pytest.raises(Forbidden):
         driver.act(hid, "apply_closure", "safety_officer", CLOSURE_APPLICATION)
     assert driver.open_keys(hid) == ["apply_closure"]
+
+
+def test_the_unresolved_period_follows_the_sector_profile(driver):
+    """The fire department shortens 挂牌满6个月 to 3 months in its profile (the policy editor's
+    publish): hazards started afterwards pin the new value, and their 督改 timer follows it."""
+    path = driver.ctx.settings.processes_dir / "policies" / "fire.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["values"]["major_fire_unresolved_escalation"]["value"] = 3
+    with driver.sessions.begin() as session:
+        assert policy.import_policy(session, document).created
+    hid = listed(driver)
+    driver.plan_and_sign(hid, governance_plan(DUE))
+    assert driver.open_keys(hid) == ["govern"]
+    # 09:00 on 23 February 2027, three months after the listing day
+    assert driver.timer_jobs(hid)["govern_unresolved"] == nine_am(dt.date(2027, 2, 23))

@@ -164,27 +164,39 @@ def _policy_value(profile: str, name: str) -> dict:
     ]
 
 
-def test_fire_six_months_matches_the_fire_profile():
-    """The diagram spells the period out (loop instances pin no policy values; see the report):
-    it must stay equal to fire.json's major_fire_unresolved_escalation."""
+def test_fire_six_months_is_read_from_the_pinned_profile():
+    """The 挂牌满6个月 timer reads fire.json's major_fire_unresolved_escalation (exposed to the
+    instance at start as policy_<name> / policy_<name>_unit), so the policy editor changes it."""
     proc = process(tree(SECTORS / "fire.bpmn"), "hazard_major_fire")
     expression = proc.find("bpmn:boundaryEvent[@id='govern_unresolved']", NS).findtext(
         ".//bpmn:timeDate", namespaces=NS
     )
     call = ast.parse(expression, mode="eval").body
-    ladder = ast.literal_eval(call.args[0])
-    value = _policy_value("fire", "major_fire_unresolved_escalation")
-    assert ladder == {"major_fire_unresolved_escalation": [value["value"], value["unit"]]}
+    ladder = call.args[0]
+    assert isinstance(ladder, ast.Dict)
+    assert [ast.literal_eval(k) for k in ladder.keys] == ["major_fire_unresolved_escalation"]
+    assert [n.id for n in ladder.values[0].elts] == [
+        "policy_major_fire_unresolved_escalation",
+        "policy_major_fire_unresolved_escalation_unit",
+    ]
+    assert _policy_value("fire", "major_fire_unresolved_escalation")["value"] == 6
+    assert definitions.policy_names_in(tree(SECTORS / "fire.bpmn")).keys() == {
+        "major_fire_unresolved_escalation"
+    }
 
 
-def test_road_ten_days_matches_the_national_profile():
+def test_road_ten_days_are_read_from_the_pinned_profile():
     proc = process(tree(SECTORS / "road.bpmn"), "hazard_general_road")
     params = {
-        p.get("id"): ast.literal_eval(p.get("value"))
+        p.get("id"): p.get("value")
         for p in proc.iterfind("bpmn:serviceTask[@id='set_elimination_due']//spiffworkflow:parameter", NS)
     }
+    assert params == {
+        "days": "policy_vehicle_hazard_elimination",
+        "unit": "policy_vehicle_hazard_elimination_unit",
+    }
     value = _policy_value("national", "vehicle_hazard_elimination")
-    assert (params["days"], params["unit"]) == (value["value"], value["unit"])
+    assert (value["value"], value["unit"]) == (10, "calendar_days")
 
 
 @pytest.mark.parametrize("path", VARIANT_FILES, ids=lambda p: p.stem)
