@@ -775,6 +775,8 @@ class VersionSummary:
     running: int
     #: bindings that start new hazards on it (``grade``, ``grade/sector``, ``grade@region`` …)
     bound_as: tuple[str, ...]
+    #: the publisher's display name (高远（县应急局流程管理员）) for pages; ``deployed_by`` is the login
+    deployed_by_name: str | None = None
 
 
 def get_version(session: Session, process_key: str, version: int) -> DefinitionVersion:
@@ -823,6 +825,7 @@ def list_versions(session: Session, process_key: str) -> list[VersionSummary]:
             DefinitionVersion.deployed_at,
             DefinitionVersion.note,
             User.username,
+            User.display_name,
         )
         .outerjoin(User, User.id == DefinitionVersion.deployed_by_id)
         .where(DefinitionVersion.process_key == process_key)
@@ -859,6 +862,7 @@ def list_versions(session: Session, process_key: str) -> list[VersionSummary]:
             note=r.note,
             running=int(running.get(r.id, 0)),
             bound_as=tuple(sorted(bound.get(r.id, ()))),
+            deployed_by_name=r.display_name,
         )
         for r in rows
     ]

@@ -159,7 +159,7 @@ def test_versions_page_lists_versions_with_author_note_hash_and_bindings(
     assert "v2" in html and "v1" in html
     assert html.index('id="version-2"') < html.index('id="version-1"')  # newest first
     v1_row = html[html.index('id="version-1"') : html.index("</tr>", html.index('id="version-1"'))]
-    assert "gao_modeler" in v1_row and "首版" in v1_row and "general/hazchem" in v1_row
+    assert "高远（县应急局流程管理员）" in v1_row and "首版" in v1_row and "general/hazchem" in v1_row
     assert re.search(r">2<", v1_row)  # two running instances
     with dbmod.make_sessionmaker(engine)() as session:
         content_hash = definitions.get_version(session, KEY, 1).content_hash
