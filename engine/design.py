@@ -56,6 +56,7 @@ from .errors import DefinitionInvalid
 from .errors import Forbidden
 from .errors import InvalidInput
 from .errors import NotFound
+from .forms import PLAN_FIELDS
 from .forms import FormDefinition
 from .forms import parse_form_definition
 from .models import DefinitionBinding
@@ -137,15 +138,6 @@ _RUNTIME_FIELDS: Mapping[str, tuple[str, ...]] = {
     "progress_update": ("progress_percent",),
     "extension_request": ("requested_due_date", "reason"),
     "extension_decision": ("decision", "opinion"),
-}
-#: form field -> hazard column (mirrors engine.runtime.PLAN_FIELDS; engine.runtime imports too much)
-_PLAN_COLUMNS = {
-    "responsible_person": "responsible_person",
-    "measures": "measures",
-    "methods": "measures",
-    "funds": "funds",
-    "contingency_plan": "contingency_plan",
-    "interim_measures": "interim_measures",
 }
 
 
@@ -1331,10 +1323,10 @@ def _compatibility(form_key: str, current: FormDefinition, new: FormDefinition) 
             "期限字段（date，role 为 deadline）不能删除：它的值是隐患的整改期限"
         ]
     if form_key in _SIGNOFF_CHECKED_FORMS:
-        covered_before = {_PLAN_COLUMNS[f.name] for f in current.fields if f.name in _PLAN_COLUMNS}
-        covered_after = {_PLAN_COLUMNS[f.name] for f in new.fields if f.name in _PLAN_COLUMNS}
+        covered_before = {PLAN_FIELDS[f.name] for f in current.fields if f.name in PLAN_FIELDS}
+        covered_after = {PLAN_FIELDS[f.name] for f in new.fields if f.name in PLAN_FIELDS}
         for column in sorted(covered_before - covered_after):
-            names = [n for n, c in _PLAN_COLUMNS.items() if c == column]
+            names = [n for n, c in PLAN_FIELDS.items() if c == column]
             errors[f"fields.{names[0]}"] = [
                 f"主要负责人签批时检查五落实是否齐全，治理方案必须保留字段 {' 或 '.join(names)}"
             ]
@@ -1443,7 +1435,7 @@ def _plan(title: str, description: str, fields: list[dict[str, Any]]) -> dict[st
 
 #: the 整改方案 form (``rectification_plan``) as each sector family words it (DOMAIN §1.4), to load
 #: into the form editor; every preset keeps ``due_date`` (role deadline) and the field names the
-#: runtime copies into the hazard (engine.runtime.PLAN_FIELDS)
+#: runtime copies into the hazard (engine.forms.PLAN_FIELDS)
 PLAN_PRESETS: dict[str, dict[str, Any]] = {
     "five_implementations": _plan(
         "整改方案（五落实）",

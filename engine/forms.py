@@ -48,6 +48,7 @@ from .errors import InvalidInput
 __all__ = [
     "FIELD_TYPES",
     "FORMS_DIR",
+    "PLAN_FIELDS",
     "RESERVED_VARIABLES",
     "ROUTABLE_VARIABLES",
     "FieldDefinition",
@@ -74,6 +75,17 @@ FIELD_TYPES: Final = (
     "signature",
     "checklist",
 )
+
+#: Hazard columns a plan form fills when its task completes (form field name -> hazard attribute);
+#: the runtime copies them, and the form editor keeps a plan form covering the same columns.
+PLAN_FIELDS: Final[Mapping[str, str]] = {
+    "responsible_person": "responsible_person",
+    "measures": "measures",
+    "methods": "measures",
+    "funds": "funds",
+    "contingency_plan": "contingency_plan",
+    "interim_measures": "interim_measures",
+}
 
 #: The only workflow variables a form may set (through ``routing``).
 ROUTABLE_VARIABLES: Final = frozenset({"decision", "verified"})

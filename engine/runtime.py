@@ -79,6 +79,7 @@ from .escalation import SKIP_REASONS
 from .escalation import EscalationRequest
 from .escalation import plan as plan_escalation
 from .events import append_event
+from .forms import PLAN_FIELDS
 from .forms import FormDefinition
 from .handlers import Effect
 from .models import Attachment
@@ -121,15 +122,6 @@ PLAN_ITEMS = {
     "deadline": "期限",
     "contingency_plan": "应急预案",
     "interim_measures": "整改期间防范措施",
-}
-#: hazard columns a plan form fills (form field name -> hazard attribute)
-PLAN_FIELDS = {
-    "responsible_person": "responsible_person",
-    "measures": "measures",
-    "methods": "measures",
-    "funds": "funds",
-    "contingency_plan": "contingency_plan",
-    "interim_measures": "interim_measures",
 }
 MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 #: the top rung of the escalation ladder (DOMAIN §4.3, L6 参照事故调查处理): escalations saturate here

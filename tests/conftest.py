@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -101,25 +102,34 @@ def sessions(engine: Engine, world: DemoWorld) -> Iterator[sessionmaker[Session]
     connection.close()
 
 
+#: what hangs off hazards, children first (:func:`delete_hazards`)
+HAZARD_TABLES = (
+    "notice",
+    "outbox_message",
+    "in_app_notification",
+    "event",
+    "incident",
+    "timer_job",
+    "task_submission",
+    "attachment",
+    "extension_request",
+    "work_item",
+    "process_instance",
+    "hazard_department",
+    "hazard",
+)
+
+
+def delete_hazards(conn: Connection | Session) -> None:
+    """Delete every hazard and what hangs off it (a Connection or a Session)."""
+    for table in HAZARD_TABLES:
+        conn.execute(text(f"DELETE FROM {table}"))
+
+
 @pytest.fixture
 def committed(engine: Engine, world: DemoWorld) -> Iterator[sessionmaker[Session]]:
     """Real commits visible to other connections and processes; hazards are deleted afterwards."""
     factory = dbmod.make_sessionmaker(engine)
     yield factory
     with engine.begin() as conn:
-        for table in (
-            "notice",
-            "outbox_message",
-            "in_app_notification",
-            "event",
-            "incident",
-            "timer_job",
-            "task_submission",
-            "attachment",
-            "extension_request",
-            "work_item",
-            "process_instance",
-            "hazard_department",
-            "hazard",
-        ):
-            conn.execute(text(f"DELETE FROM {table}"))
+        delete_hazards(conn)

@@ -33,7 +33,6 @@ from flask import Flask
 from sqlalchemy import delete
 from sqlalchemy import or_
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
@@ -64,6 +63,7 @@ from engine.models import User
 from engine.models import WorkItem
 from tests.browser.conftest import LiveServer
 from tests.browser.conftest import screenshot
+from tests.conftest import delete_hazards
 from tests.factories import hazard_data
 from tests.factories import plan_form
 from web.session import app_state
@@ -168,22 +168,7 @@ def _forget_sector_designs(session: Session, enterprise_id: int) -> None:
     The hazards go first (``committed`` would delete them only after this fixture), since their
     instances and work items pin the versions deleted here.
     """
-    for table in (
-        "notice",
-        "outbox_message",
-        "in_app_notification",
-        "event",
-        "incident",
-        "timer_job",
-        "task_submission",
-        "attachment",
-        "extension_request",
-        "work_item",
-        "process_instance",
-        "hazard_department",
-        "hazard",
-    ):
-        session.execute(text(f"DELETE FROM {table}"))
+    delete_hazards(session)
     session.execute(
         delete(DefinitionBindingHistory).where(
             or_(DefinitionBindingHistory.process_key == KEY, DefinitionBindingHistory.sector_code == SECTOR)
