@@ -378,7 +378,9 @@ def test_progress_updates_are_recorded(driver):
         assert [(r.data["progress_percent"], r.work_item_id) for r in rows] == [(40, None), (80, None)]
         assert rows[1].data["photos"] == [photo]
         payloads = s.scalars(
-            select(Event.payload).where(Event.hazard_id == hid, Event.action == "progress_updated")
+            select(Event.payload)
+            .where(Event.hazard_id == hid, Event.action == "progress_updated")
+            .order_by(Event.id)
         ).all()
         assert [p["percent"] for p in payloads] == [40, 80]
     assert driver.open_keys(hid) == ["rectify"]
