@@ -292,7 +292,9 @@ def make_world(session: Session, ctx: runtime.EngineContext, items: int, rng: ra
                 )
     session.execute(insert(Enterprise), rows)
     by_id = {r.id: r for r in regions.values()}
-    for ent in session.scalars(select(Enterprise).where(Enterprise.credit_code.like("91BENCH%"))):
+    for ent in session.scalars(
+        select(Enterprise).where(Enterprise.credit_code.like("91BENCH%")).order_by(Enterprise.id)
+    ):
         region = by_id[ent.region_id]
         stratum = world.strata.setdefault((region.code, ent.sector_code), [])
         stratum.append((ent.id, region, ent.sector_code, lead_for(ent.sector_code, region)))

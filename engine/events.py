@@ -142,7 +142,9 @@ def verify_chain(session: Session, *, key: bytes, instance_id: int | None = None
             broken = True
         prev = event.hash
         heads[event.instance_id] = event.hash
-    instances = select(ProcessInstance.id, ProcessInstance.last_event_hash, ProcessInstance.event_seq)
+    instances = select(
+        ProcessInstance.id, ProcessInstance.last_event_hash, ProcessInstance.event_seq
+    ).order_by(ProcessInstance.id)
     if instance_id is not None:
         instances = instances.where(ProcessInstance.id == instance_id)
     broken_ids = {b.instance_id for b in breaks}

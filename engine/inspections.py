@@ -965,7 +965,7 @@ def missed_counts(
         .join(table, join_on)
         .where(visibility(actor), Occ.state == InspectionState.MISSED.value)
         .group_by(key, name)
-        .order_by(n.desc(), name)
+        .order_by(n.desc(), name, key)
         .limit(limit)
     )
     return [MissedCount(int(i), str(label), int(c)) for i, label, c in rows]

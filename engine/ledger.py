@@ -119,6 +119,12 @@ class Page:
         return max(1, -(-self.total // self.per_page))
 
 
+def _sort_order(column: ColumnElement[object], descending: bool) -> ColumnElement[object]:
+    """The ledger's sort: hazards without the value (no deadline yet) last either way, on every
+    database (SQLite puts NULLs first and PostgreSQL last by default)."""
+    return (column.desc() if descending else column.asc()).nulls_last()
+
+
 def _filtered(
     session: Session, actor: Actor, filters: LedgerFilter, now: dt.datetime
 ) -> Select[tuple[Hazard]]:
@@ -201,7 +207,7 @@ def search(
     query = _filtered(session, actor, filters, now)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     column = SORTS[filters.sort]
-    ordered = query.order_by(column.desc() if filters.descending else column.asc(), Hazard.id.desc())
+    ordered = query.order_by(_sort_order(column, filters.descending), Hazard.id.desc())
     items = session.scalars(
         ordered.options(
             joinedload(Hazard.enterprise), joinedload(Hazard.region), joinedload(Hazard.lead_department)
@@ -222,7 +228,7 @@ def export_rows(
     filters.validate()
     column = SORTS[filters.sort]
     query = _filtered(session, actor, filters, now).order_by(
-        column.desc() if filters.descending else column.asc(), Hazard.id.desc()
+        _sort_order(column, filters.descending), Hazard.id.desc()
     )
     return session.scalars(
         query.options(

@@ -325,6 +325,7 @@ def _items_statement() -> Select[tuple[WorkItem]]:
     return (
         select(WorkItem)
         .where(WorkItem.instance_id == bindparam("instance_id"))
+        .order_by(WorkItem.id)  # events of cancelled items and notices name them in creation order
         .execution_options(populate_existing=True)
     )
 
@@ -336,6 +337,7 @@ def _jobs_statement() -> Select[tuple[TimerJob]]:
     return (
         select(TimerJob)
         .where(TimerJob.instance_id == bindparam("instance_id"))
+        .order_by(TimerJob.id)  # timers due together fire (and are logged) in creation order
         .execution_options(populate_existing=True)
     )
 

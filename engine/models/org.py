@@ -108,7 +108,9 @@ class Department(Base):
     is_safety_committee_office: Mapped[bool] = mapped_column(Boolean, default=False)
 
     region: Mapped[Region] = relationship()
-    sectors: Mapped[list[DepartmentSector]] = relationship(back_populates="department")
+    sectors: Mapped[list[DepartmentSector]] = relationship(
+        back_populates="department", order_by="DepartmentSector.sector_code"
+    )
 
 
 class DepartmentSector(Base):
@@ -153,7 +155,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime.datetime] = mapped_column(default=utcnow)
 
-    memberships: Mapped[list[Membership]] = relationship(back_populates="user", lazy="selectin")
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", lazy="selectin", order_by="Membership.id"
+    )
 
 
 class Membership(Base):
