@@ -939,8 +939,9 @@ class _SkippedTickFilter(logging.Filter):
         return "maximum number of running instances" not in record.getMessage()
 
 
-def _run_worker(state: _State, *, once: bool, interval: float) -> None:
-    """Run the tick every ``interval`` seconds until Ctrl-C or SIGTERM (or once)."""
+def _run_worker(state: _State, *, once: bool, interval: float, ready_file: Path | None = None) -> None:
+    """Run the tick every ``interval`` seconds until Ctrl-C or SIGTERM (or once); ``ready_file``
+    is created once SIGTERM stops the worker cleanly."""
     worker = _Worker()
     if once:
         click.echo(_run_summary(scheduler.run_due(state.sessions, state.ctx, owner=worker.owner)))
@@ -972,6 +973,8 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if ready_file is not None:  # the demo's supervisor waits for it (``demo --check``)
+            ready_file.touch()
         scheduler_.start()
     except KeyboardInterrupt:
         click.echo("正在停止 worker（交还未触发的定时任务，等待当前触发结束）…")
@@ -992,9 +995,16 @@ def _run_worker(state: _State, *, once: bool, interval: float) -> None:
     default=None,
     help="检查间隔（秒），默认为 HAZARDLOOP_TICK_SECONDS。",
 )
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    hidden=True,  # for the demo's supervisor
+    help="启动完成（SIGTERM 可正常停止）后创建此文件。",
+)
 @click.pass_obj
 @_guarded
-def worker(state: _State, once: bool, interval: float | None) -> None:
+def worker(state: _State, once: bool, interval: float | None, ready_file: Path | None) -> None:
     """运行定时器 worker (fire due timers and deliver notifications until Ctrl-C).
 
     An APScheduler job every --interval seconds (max one running, missed runs coalesced). Each tick
@@ -1003,7 +1013,7 @@ def worker(state: _State, once: bool, interval: float | None) -> None:
     timer fires once, and the jobs of a worker that dies are taken over when its lease expires.
     Ctrl-C or SIGTERM hands back the unfired jobs and stops after the current firing.
     """
-    _run_worker(state, once=once, interval=interval or state.settings.tick_seconds)
+    _run_worker(state, once=once, interval=interval or state.settings.tick_seconds, ready_file=ready_file)
 
 
 # --- incidents ------------------------------------------------------------------------------------

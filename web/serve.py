@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -349,6 +350,25 @@ def wait_ready(
     raise TimeoutError(f"{timeout:g} 秒内 /healthz 没有应答")
 
 
+def wait_worker_ready(
+    ready_file: str, children: Sequence[Child], timeout: float = READY_SECONDS
+) -> Child | None:
+    """Wait until the worker has created ``ready_file`` (``hazardloop worker --ready-file``); a
+    child that exits meanwhile is returned.
+
+    :raises TimeoutError: not ready within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = _exited(children)
+        if dead is not None:
+            return dead
+        if os.path.exists(ready_file):
+            return None
+        time.sleep(0.1)
+    raise TimeoutError(f"{timeout:g} 秒内 worker 没有就绪")
+
+
 def check_services(host: str, port: int, username: str, password: str) -> list[str]:
     """What ``demo --check`` verifies over HTTP; returns one line per check (raises on failure)."""
     lines = []
@@ -397,10 +417,14 @@ def run_services(
     """
     env = child_environment(settings)
     children: list[Child] = []
-    with _stop_signals():
+    with tempfile.TemporaryDirectory(prefix="hazardloop-demo-") as scratch, _stop_signals():
+        # the worker creates it once SIGTERM stops it cleanly: ``check`` waits for it, so "worker
+        # 运行中" means running, and the stop that follows is a clean one
+        ready_file = os.path.join(scratch, "worker.ready")
         try:
             children.append(_start("网页服务", hazardloop_argv("serve", *serve_args), env))
-            children.append(_start("worker", hazardloop_argv("worker", *worker_args), env))
+            worker_argv = hazardloop_argv("worker", *worker_args, "--ready-file", ready_file)
+            children.append(_start("worker", worker_argv, env))
             try:
                 dead = wait_ready(host, port, children)
             except TimeoutError as exc:
@@ -409,10 +433,11 @@ def run_services(
             if dead is None and check:
                 try:
                     lines = check_services(host, port, *check_login)
-                except (RuntimeError, OSError, http.client.HTTPException) as exc:
+                    dead = wait_worker_ready(ready_file, children)
+                except (RuntimeError, OSError, http.client.HTTPException, TimeoutError) as exc:
                     echo(f"错误：检查失败：{exc}")
                     return 1
-                dead = _exited(children)
+                dead = dead or _exited(children)
                 if dead is None:
                     echo("OK：" + "；".join([*lines, "worker 运行中"]))
                     return 0
