@@ -63,9 +63,13 @@ class Loop:
     def ctx(self) -> runtime.EngineContext:
         return self.state.ctx
 
+    def date(self, days: int = 0) -> dt.date:
+        """The business date (Asia/Shanghai) ``days`` from today: not the machine's (UTC) date,
+        which is a day behind from 16:00 UTC."""
+        return self.ctx.clock.now().astimezone(self.ctx.tz).date() + dt.timedelta(days=days)
+
     def today(self, days: int = 0) -> str:
-        now = self.ctx.clock.now().astimezone(self.ctx.tz).date()
-        return (now + dt.timedelta(days=days)).isoformat()
+        return self.date(days).isoformat()
 
     def register(self, username: str = "zhou_inspector", **overrides: Any) -> int:
         """A general hazard of 华宇化工 at 制定整改方案 (assign_plan, a safety officer's task)."""
@@ -311,7 +315,7 @@ def test_seeing_is_not_doing_403(loop: Loop, as_user: Callable[[str], FlaskClien
     client = as_user("sun_grid")  # the grid worker sees the hazard, holds no enterprise role
     page = text(client.get(f"/tasks/{item_id}"))
     assert "不能办理" in page and 'name="measures"' not in page
-    assert post(client, f"/tasks/{item_id}", plan_form(dt.date.today())).status_code == 403
+    assert post(client, f"/tasks/{item_id}", plan_form(loop.date())).status_code == 403
     assert post(client, f"/tasks/{item_id}/claim").status_code == 403
 
 
@@ -329,7 +333,7 @@ def test_field_errors_are_422_and_keep_what_was_typed(
     assert "此项为必填项" in html  # measures
     assert 'href="#f-measures"' in html  # the summary links to the field
     # the engine's own rule (a deadline in the past) comes back the same way
-    complete = {**plan_form(dt.date.today()), "due_date": "2020-01-01"}
+    complete = {**plan_form(loop.date()), "due_date": "2020-01-01"}
     response = post(client, f"/tasks/{item_id}", complete)
     assert response.status_code == 422 and "整改期限不能早于今天" in text(response)
     assert loop.work_item(item_id).state == "open"
@@ -366,7 +370,7 @@ def test_a_task_completed_elsewhere_is_409_with_the_draft_kept(
     hazard_id = loop.register()
     item_id = loop.item(hazard_id, "assign_plan")
     client = as_user("chen_safety")
-    loop.complete(hazard_id, "assign_plan", "chen_safety", plan_form(dt.date.today()))
+    loop.complete(hazard_id, "assign_plan", "chen_safety", plan_form(loop.date()))
     response = post(client, f"/tasks/{item_id}", {"measures": "加装挡鼠板"})
     assert response.status_code == 409 and "已保存为草稿" in text(response)
     assert [d.data for d in loop.drafts(item_id)] == [{"measures": "加装挡鼠板"}]
@@ -386,7 +390,7 @@ def test_save_draft_and_reload_it(loop: Loop, as_user: Callable[[str], FlaskClie
     assert bad.status_code == 422 and "改过" in text(bad)
     assert [d.data for d in loop.drafts(item_id)] == [{"measures": "先写一半", "funds": "3000.00"}]
     # completing removes the draft
-    assert post(client, f"/tasks/{item_id}", plan_form(dt.date.today())).status_code == 302
+    assert post(client, f"/tasks/{item_id}", plan_form(loop.date())).status_code == 302
     assert loop.drafts(item_id) == []
 
 
@@ -424,7 +428,7 @@ def test_the_general_loop_through_the_pages(loop: Loop, as_user: Callable[[str],
     safety = as_user("chen_safety")
     plan_id = loop.item(hazard_id, "assign_plan")
     assert (
-        post(safety, f"/tasks/{plan_id}", plan_form(dt.date.today() + dt.timedelta(days=7))).status_code
+        post(safety, f"/tasks/{plan_id}", plan_form(loop.date(7))).status_code
         == 302
     )
 
