@@ -88,6 +88,7 @@ __all__ = [
     "PublishResult",
     "can_edit",
     "check_diagram",
+    "check_owner",
     "copy_process_for_sector",
     "copy_sources",
     "design_log",
@@ -262,12 +263,13 @@ def process_sector(session: Session, process_key: str) -> str | None:
     return sector_code
 
 
-def _check_owner(
+def check_owner(
     session: Session, process_key: str, sector_code: str | None, actor: Actor | None = None
 ) -> None:
     """:raises Forbidden: ``process_key`` belongs to another sector (or to the national designs).
 
     A system administrator may move a process to another owner (by publishing it for that sector).
+    Saving and publishing check this; a caller checking a diagram for a sector it names checks it too.
     """
     if actor is not None and may_edit_national(actor):
         return
@@ -577,7 +579,7 @@ def save_draft(
         key = policy_key(session, sector_code)
     _check_key(kind, key)
     if kind == "diagram":
-        _check_owner(session, key, sector_code, actor)
+        check_owner(session, key, sector_code, actor)
     _check_content(kind, content)
     now = _now(clock)
     draft = get_draft(session, kind, key, sector_code)
@@ -1098,7 +1100,7 @@ def publish_diagram(
         xml = xml.encode("utf-8")
     require_editor(session, actor, sector_code)
     _check_key("diagram", key)
-    _check_owner(session, key, sector_code, actor)
+    check_owner(session, key, sector_code, actor)
     if bind_grade is not None and bind_grade not in BINDABLE_GRADES:
         raise InvalidInput({"bind_grade": [f"只能绑定到 {', '.join(BINDABLE_GRADES)} 之一"]})
     if note is not None and len(note) > _NOTE_MAX:
@@ -1545,16 +1547,17 @@ def _profile_document(session: Session, profile: PolicyProfile) -> dict[str, Any
 
 
 def policy_document(
-    session: Session, sector_code: str | None
+    session: Session, sector_code: str | None, *, include_draft: bool = True
 ) -> tuple[dict[str, Any], int | None, int | None]:
     """The policy profile to edit: ``(document, draft revision, base version)`` of the draft, else
     ``(document, None, version)`` of the scope's profile (a sector's overrides only), else a new
-    sector document extending ``national`` (version None).
+    sector document extending ``national`` (version None). ``include_draft=False``: what is
+    published, whatever the draft holds.
 
     :raises NotFound: an unknown sector, or no national profile.
     """
     key = policy_key(session, sector_code)
-    draft = get_draft(session, "policy", key, sector_code)
+    draft = get_draft(session, "policy", key, sector_code) if include_draft else None
     if draft is not None:
         return json.loads(draft.content), draft.revision, draft.base_version
     profile = _sector_profile(session, sector_code)

@@ -63,6 +63,7 @@ __all__ = [
     "form_for_hazard",
     "form_for_item",
     "form_pins_for",
+    "get_form_version",
     "latest_form_version",
     "pinned_form",
     "pinned_versions",
@@ -189,6 +190,23 @@ def latest_form_version(session: Session, form_key: str, sector_code: str | None
     ).all()
     sector = [r for r in rows if r.scope != NATIONAL_SCOPE]
     return sector[0] if sector else (rows[0] if rows else None)
+
+
+def get_form_version(session: Session, form_key: str, sector_code: str | None, version: int) -> FormVersion:
+    """Version ``version`` of ``form_key`` in the sector's own scope (``None``: national).
+
+    :raises NotFound: no such version in that scope.
+    """
+    found = session.scalars(
+        select(FormVersion).where(
+            FormVersion.form_key == form_key,
+            FormVersion.scope == scope_of(sector_code),
+            FormVersion.version == version,
+        )
+    ).first()
+    if found is None:
+        raise NotFound("表单版本", f"{form_key}@{scope_of(sector_code)} v{version}")
+    return found
 
 
 def form_pins_for(session: Session, form_keys: Iterable[str], sector_code: str | None) -> dict[str, int]:

@@ -12,6 +12,7 @@ raised                                     status  ``code``
 ``engine.errors.InvalidInput``             422     ``invalid_input`` (``errors`` = field messages)
 ``marshmallow.ValidationError``            422     ``invalid_input``
 ``engine.errors.DefinitionInvalid``        422     ``definition_invalid`` (``errors`` by element)
+``engine.design.GateRefused``              422     ``definition_invalid`` (every error, by element)
 ``UnsafeExpression`` / ``ExpressionError`` 422     ``unsafe_expression`` / ``expression_error``
 ``Unauthenticated`` / ``InvalidToken``     401     ``unauthenticated`` / ``invalid_token``
 ``CsrfFailed``                             400     ``csrf_failed``
@@ -46,6 +47,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.wrappers import Response
 
+from engine.design import GateRefused
 from engine.errors import Conflict
 from engine.errors import DefinitionInvalid
 from engine.errors import EngineError
@@ -241,6 +243,11 @@ def _engine_error(exc: EngineError) -> Response:
         return error_response(409, exc.code, str(exc))
     if isinstance(exc, InvalidInput):
         return error_response(422, exc.code, _("请检查标注的字段后重新提交。"), _field_errors(exc.messages))
+    if isinstance(exc, GateRefused):
+        refused: dict[str, list[str]] = {}
+        for problem in exc.errors:
+            refused.setdefault(problem.element or "_definition", []).append(problem.message)
+        return error_response(422, exc.code, _("未通过发布检查，未发布"), refused)
     if isinstance(exc, DefinitionInvalid):
         return error_response(422, exc.code, str(exc), {exc.element_id or "_definition": [exc.reason]})
     if isinstance(exc, UnsafeExpression | ExpressionError):

@@ -151,6 +151,13 @@ EN: dict[str, str] = {
     "请启用 JavaScript 查看交互式文档，或直接下载上面的 OpenAPI 文档。": (
         "Enable JavaScript for the interactive documentation, or download the OpenAPI document above."
     ),
+    (
+        "存在未发布的共享草稿（第 {n} 次修改）：发布会取代它。请在请求中给出 revision 确认，"
+        "或先在流程设计页面处理该草稿。"
+    ): (
+        "There is an unpublished shared draft (revision {n}) that publishing would replace: give its "
+        "revision in the request to confirm, or deal with the draft on the process design pages first."
+    ),
     # roles
     "整改责任人": "Rectifier",
     "安全管理人员": "Safety officer",

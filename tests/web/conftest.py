@@ -27,18 +27,25 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 from werkzeug.test import TestResponse
 
 from engine import db as dbmod
+from engine import form_versions
+from engine import policy
 from engine.config import Settings
 from engine.demo import DEMO_PASSWORD
 from engine.demo import USERS
 from engine.demo import DemoWorld
 from engine.models import ApiToken
+from engine.models import DesignDraft
+from engine.models import DesignEvent
+from engine.models import FormVersion
 from engine.models import LoginAttempt
+from engine.models import PolicyProfile
 from engine.models import User
 from web import create_app
 from web.auth import hash_password
@@ -158,3 +165,19 @@ def api_token(app: Flask, world: DemoWorld) -> Callable[..., str]:
             return issue_token(session, world.users[username].id, name, ttl, now=dt.datetime.now(dt.UTC))
 
     return make
+
+
+@pytest.fixture
+def forget_designs(engine: Engine, world: DemoWorld) -> Iterator[None]:
+    """Form versions, policy profiles, drafts and design events a test made are removed afterwards
+    (rows with ids above those before it; use with ``pytestmark = pytest.mark.usefixtures(…)``)."""
+    del world
+    tables = (FormVersion, PolicyProfile, DesignEvent, DesignDraft)
+    with engine.connect() as conn:
+        before = {t: conn.scalar(select(func.coalesce(func.max(t.id), 0))) for t in tables}
+    yield
+    with engine.begin() as conn:
+        for table in tables:
+            conn.execute(delete(table).where(table.id > before[table]))
+    policy.clear_pinned_cache()
+    form_versions.clear_cache()

@@ -10,14 +10,10 @@ made.
 from __future__ import annotations
 
 from collections.abc import Callable
-from collections.abc import Iterator
 from html.parser import HTMLParser
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
-from sqlalchemy import delete
-from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -29,14 +25,14 @@ from engine import form_versions
 from engine import policy
 from engine.demo import DemoWorld
 from engine.models import PolicyProfile
-from engine.models.design import DesignDraft
-from engine.models.design import DesignEvent
 from engine.models.design import FormVersion
 from tests.web.test_admin import as_user
 from tests.web.test_admin import csrf_of
 from tests.web.test_admin import text
 
 Login = Callable[..., object]
+pytestmark = pytest.mark.usefixtures("forget_designs")
+
 PLAN = "/design/forms/rectification_plan?sector=hazchem"
 POLICY = "/design/policy?sector=hazchem"
 CIRCULAR = "escalation_circular_after_overdue"
@@ -148,20 +144,6 @@ def block(html: str, element_id: str) -> str:
 
 
 # --- fixtures -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def forget_designs(engine: Engine, world: DemoWorld) -> Iterator[None]:
-    """What a test published or drafted is removed afterwards (ids above those before it)."""
-    tables = (FormVersion, PolicyProfile, DesignEvent, DesignDraft)
-    with engine.connect() as conn:
-        before = {t: conn.scalar(select(func.coalesce(func.max(t.id), 0))) for t in tables}
-    yield
-    with engine.begin() as conn:
-        for table in tables:
-            conn.execute(delete(table).where(table.id > before[table]))
-    policy.clear_pinned_cache()
-    form_versions.clear_cache()
 
 
 @pytest.fixture

@@ -92,6 +92,8 @@ class Operation:
     location: bool = False
     #: the success answer's media type when it is not JSON (a PDF, say): documented as binary
     produces: str | None = None
+    #: JSON Schemas of path parameters that are not ``<id:…>`` (those are documented as ids)
+    path: Mapping[str, Mapping[str, Any]] | None = None
 
 
 #: attribute of a view function holding its :class:`Operation`
@@ -112,6 +114,7 @@ def operation(
     auth: bool = True,
     location: bool = False,
     produces: str | None = None,
+    path: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Callable[[F], F]:
     """Record the OpenAPI description of a view (put it right under the route decorator)."""
     record = Operation(
@@ -127,6 +130,7 @@ def operation(
         auth=auth,
         location=location,
         produces=produces,
+        path=path,
     )
 
     def decorate(view: F) -> F:
@@ -218,6 +222,7 @@ def form_fields(schema: Schema, *, ignore: Sequence[str] = ("csrf_token",)) -> d
 # The view modules add their routes to ``bp`` when imported (they import ``bp`` from here).
 from . import auth_tokens  # noqa: E402, F401
 from . import definitions  # noqa: E402, F401
+from . import design  # noqa: E402, F401
 from . import hazards  # noqa: E402, F401
 from . import inspections  # noqa: E402, F401
 from . import notices  # noqa: E402, F401

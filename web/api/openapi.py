@@ -59,7 +59,11 @@ TAGS = [
     {"name": "auth", "description": "API 令牌"},
     {"name": "hazards", "description": "隐患登记与台账"},
     {"name": "tasks", "description": "待办任务：认领、释放、办结、上传附件"},
-    {"name": "definitions", "description": "流程定义"},
+    {
+        "name": "definitions",
+        "description": "流程定义：版本、差异、迁移；流程图的检查、发布、导出与绑定（部门流程管理员）",
+    },
+    {"name": "design", "description": "流程设计：任务表单与策略配置的查看和发布（部门流程管理员）"},
     {
         "name": "notices",
         "description": "督办文书（三书一函、挂牌督办文书）：列表、正文、签收、回复、办结、PDF",
@@ -102,13 +106,10 @@ def _operation(endpoint: str, rule: Rule, record: Operation) -> dict[str, Any]:
     }
     if record.description:
         op["description"] = record.description
+    path = record.path or {}
+    id_schema = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
     parameters: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        }
+        {"name": name, "in": "path", "required": True, "schema": dict(path.get(name, id_schema))}
         for name in sorted(rule.arguments)
     ]
     if record.query is not None:

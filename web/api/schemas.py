@@ -12,6 +12,7 @@ Responses give them in UTC (``…+00:00``).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from typing import Any
 
@@ -20,6 +21,9 @@ from marshmallow import ValidationError
 from marshmallow import fields
 from marshmallow import validate
 
+from engine.definitions import MAX_BPMN_BYTES
+from engine.design import BINDABLE_GRADES
+from engine.design import MAX_DRAFT_BYTES
 from engine.ledger import MAX_PER_PAGE
 from engine.ledger import SORTS
 from engine.models import Grade
@@ -125,6 +129,36 @@ class _Instant(fields.DateTime):
 
 class _List(fields.List):
     default_error_messages = {**_COMMON, "invalid": "应为列表"}
+
+
+class _Object(fields.Dict):
+    """A JSON object passed on whole (a form or policy document), at most ``max_bytes`` as UTF-8 JSON."""
+
+    default_error_messages = {**_COMMON, "invalid": "应为 JSON 对象"}
+
+    def __init__(self, *, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(), **kwargs)
+        self.max_bytes = max_bytes
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, Any]:
+        result: dict[str, Any] = super()._deserialize(value, attr, data, **kwargs)
+        size = len(json.dumps(result, ensure_ascii=False).encode("utf-8"))
+        if size > self.max_bytes:
+            raise ValidationError(f"内容过大（{size} 字节，上限 {self.max_bytes}）")
+        return result
+
+
+class _Utf8Size(validate.Validator):
+    """Text no longer than ``limit`` bytes once encoded as UTF-8 (what is stored and hashed)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __call__(self, value: str) -> str:
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > self.limit:
+            raise ValidationError(f"超过 {self.limit // (1024 * 1024)} MB 上限（{size} 字节）")
+        return value
 
 
 def _id(**kwargs: Any) -> _Int:
@@ -462,7 +496,7 @@ class DefinitionListSchema(Schema):
     total = fields.Integer()
 
 
-class VersionQuerySchema(Schema):
+class VersionQuerySchema(ApiSchema):
     key = _Text(
         required=True,
         validate=_length(1, 100),
@@ -586,6 +620,297 @@ class MigrationResultListSchema(Schema):
     items = fields.List(fields.Nested(MigrationResultSchema))
     migrated = fields.Integer()
     failed = fields.Integer()
+
+
+# --- definitions: check, publish, export and bind diagrams -------------------------------------------
+
+#: a process key as the modeler and :mod:`engine.design` accept it
+PROCESS_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$"
+#: a task form key (:mod:`engine.design`)
+FORM_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"
+#: the longest note kept with a version or a binding change
+MAX_NOTE = 500
+SEVERITIES = ("error", "warning")
+
+
+def _process_key(**kwargs: Any) -> _Text:
+    return _Text(
+        validate=validate.Regexp(
+            PROCESS_KEY_PATTERN,
+            error="流程标识须以字母或下划线开头，由字母、数字、下划线、点和连字符组成，最多 100 个字符",
+        ),
+        metadata={"description": "流程标识（文件中主流程的 id）", "example": "hazard_general_hazchem"},
+        **kwargs,
+    )
+
+
+def _sector(description: str, **kwargs: Any) -> _Text:
+    return _Text(allow_none=True, validate=_length(1, 32), metadata={"description": description}, **kwargs)
+
+
+def _note(description: str) -> _Text:
+    return _Text(required=True, validate=_length(1, MAX_NOTE), metadata={"description": description})
+
+
+def _revision() -> _Int:
+    return _Int(
+        allow_none=True,
+        load_default=None,
+        validate=_range(1, MAX_ID),
+        metadata={
+            "description": "共享草稿的修改次数：有未发布的草稿时必须给出，表示确认用本次内容取代它"
+            "（发布后草稿删除）；省略而有草稿时 409，其说明中有当前的次数"
+            "（表单和策略的 GET 返回 draft_revision）"
+        },
+    )
+
+
+class DiagramCheckRequestSchema(ApiSchema):
+    key = _process_key(required=True)
+    sector = _sector("行业代码；省略：流程所属的行业（新流程必须给出）；null：全国通用（仅系统管理员）")
+    bpmn = _Text(
+        required=True,
+        validate=[_length(1, MAX_BPMN_BYTES), _Utf8Size(MAX_BPMN_BYTES)],
+        metadata={
+            "description": f"BPMN 2.0 XML 全文（UTF-8 编码后不超过 {MAX_BPMN_BYTES // (1024 * 1024)} MB）"
+        },
+    )
+
+
+class DiagramPublishRequestSchema(DiagramCheckRequestSchema):
+    note = _note("版本说明")
+    bind = _Bool(
+        load_default=False,
+        metadata={
+            "description": "行业流程尚未绑定任何等级时，发布后让该行业对应等级的新隐患使用它（与建模器的"
+            "“发布后绑定”相同）；已有绑定时不改变"
+        },
+    )
+    revision = _revision()
+
+
+class GateProblemSchema(Schema):
+    element_id = fields.String(
+        allow_none=True, metadata={"description": "出问题的 BPMN 元素（或表单字段）标识"}
+    )
+    element_name = fields.String(allow_none=True, metadata={"description": "元素名称（提交的文件中有时）"})
+    message = fields.String()
+    severity = fields.String(validate=_one_of(SEVERITIES))
+
+
+class DiagramCheckSchema(Schema):
+    ok = fields.Boolean(metadata={"description": "没有错误（可以发布）"})
+    errors = fields.List(fields.Nested(GateProblemSchema), metadata={"description": "阻止发布的问题"})
+    warnings = fields.List(fields.Nested(GateProblemSchema), metadata={"description": "不阻止发布的提醒"})
+
+
+class DiagramPublishedSchema(VersionSchema):
+    sector = fields.String(allow_none=True, metadata={"description": "流程所属行业（null：全国通用）"})
+    created = fields.Boolean(metadata={"description": "false：内容与已有版本相同，未生成新版本"})
+    binding = fields.String(
+        allow_none=True, metadata={"description": "本次发布建立的绑定（等级/行业），没有时为 null"}
+    )
+    warnings = fields.List(fields.Nested(GateProblemSchema))
+
+
+class BpmnQuerySchema(VersionQuerySchema):
+    version = _Int(
+        strict=False, validate=_range(1, MAX_ID), metadata={"description": "版本号；省略：最新版本"}
+    )
+
+
+class BindingTargetSchema(Schema):
+    process_key = fields.String()
+    version = fields.Integer(allow_none=True, metadata={"description": "新隐患当时使用的版本号"})
+    pinned = fields.Boolean(metadata={"description": "固定版本（否则跟随最新版本）"})
+
+
+class BindingChangeSchema(Schema):
+    id = fields.Integer(attribute="entry.id")
+    action = fields.String(attribute="entry.action", metadata={"description": "bind 绑定 / rollback 回退"})
+    changed_at = _Instant(attribute="entry.changed_at")
+    changed_by = fields.String(attribute="by", metadata={"description": "修改人（姓名）"})
+    note = fields.String(attribute="entry.note", allow_none=True)
+    before = fields.Nested(BindingTargetSchema, attribute="before_target", allow_none=True)
+    after = fields.Nested(BindingTargetSchema, attribute="after_target", allow_none=True)
+
+
+class BindingSchema(Schema):
+    label = fields.String(metadata={"description": "等级[/行业][@地区代码]", "example": "general/hazchem"})
+    grade = fields.String(validate=_one_of(BINDABLE_GRADES))
+    sector = fields.String(allow_none=True, metadata={"description": "null：所有行业"})
+    region = fields.String(
+        allow_none=True, metadata={"description": "地区代码（含下级地区）；null：所有地区"}
+    )
+    process_key = fields.String()
+    version = fields.Integer(allow_none=True, metadata={"description": "新登记的隐患现在使用的版本号"})
+    pinned = fields.Boolean(metadata={"description": "固定版本（否则跟随最新版本）"})
+
+
+class BindingDetailSchema(BindingSchema):
+    can_rollback = fields.Boolean(metadata={"description": "调用者可以回退该绑定的上一次变更"})
+    history = fields.List(
+        fields.Nested(BindingChangeSchema), metadata={"description": "变更历史（新的在前）"}
+    )
+
+
+class BindingListSchema(Schema):
+    key = fields.String()
+    sector = fields.String(allow_none=True, metadata={"description": "流程所属行业"})
+    editable = fields.Boolean(metadata={"description": "调用者可以绑定和回退（否则只读，如安委办）"})
+    items = fields.List(fields.Nested(BindingDetailSchema))
+    total = fields.Integer()
+
+
+class BindRequestSchema(ApiSchema):
+    key = _process_key(required=True)
+    grade = _Text(
+        required=True,
+        validate=_one_of(BINDABLE_GRADES),
+        metadata={"description": "general 一般（含突出）/ major 重大 / supervision 挂牌督办"},
+    )
+    sector = _sector("行业代码；省略：流程所属的行业；null：所有行业（仅系统管理员）")
+    region = _sector(
+        "地区代码（含下级地区，须在调用者的管辖范围内）；省略或 null：所有地区", load_default=None
+    )
+    version = _Int(
+        allow_none=True,
+        load_default=None,
+        validate=_range(1, MAX_ID),
+        metadata={"description": "固定到此版本；省略或 null：始终使用最新版本"},
+    )
+    note = _note("说明（记录在绑定历史中）")
+
+
+class RollbackRequestSchema(ApiSchema):
+    key = _process_key(required=True)
+    grade = _Text(required=True, validate=_one_of(BINDABLE_GRADES))
+    sector = _sector("绑定的行业；省略：流程所属的行业；null：所有行业")
+    region = _sector("绑定的地区代码；省略或 null：所有地区", load_default=None)
+    note = _note("说明（记录在绑定历史中）")
+
+
+class RollbackResultSchema(Schema):
+    label = fields.String(metadata={"description": "回退的绑定"})
+    binding = fields.Nested(
+        BindingSchema,
+        allow_none=True,
+        metadata={"description": "回退后的绑定；null：该绑定已撤销，改用更上一级的绑定"},
+    )
+
+
+# --- design: task forms and policy profiles ------------------------------------------------------------
+
+
+class FormScopeQuerySchema(ApiSchema):
+    sector = _Text(
+        validate=_length(1, 32), metadata={"description": "行业代码；省略：全国通用（仅系统管理员）"}
+    )
+
+
+class FormQuerySchema(FormScopeQuerySchema):
+    version = _Int(
+        strict=False,
+        validate=_range(1, MAX_ID),
+        metadata={
+            "description": "该范围内的版本号；省略：该行业新隐患现在使用的表单（本行业最新版本，否则全国的）"
+        },
+    )
+
+
+class FormSummarySchema(Schema):
+    form_key = fields.String()
+    title = fields.String()
+    national_version = fields.Integer(allow_none=True, metadata={"description": "全国最新版本"})
+    sector_version = fields.Integer(allow_none=True, metadata={"description": "本行业最新版本"})
+    shipped = fields.Boolean(metadata={"description": "随系统提供的表单（processes/forms）"})
+    has_draft = fields.Boolean()
+    draft_revision = fields.Integer(allow_none=True)
+
+
+class FormListSchema(Schema):
+    sector = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(FormSummarySchema))
+    total = fields.Integer()
+
+
+class FormVersionSchema(Schema):
+    form_key = fields.String()
+    sector = fields.String(allow_none=True, metadata={"description": "请求的范围（null：全国）"})
+    scope = fields.String(
+        allow_none=True,
+        metadata={"description": "该版本所属范围：行业代码，* 为全国；null：随系统提供的文件"},
+    )
+    version = fields.Integer(
+        allow_none=True, metadata={"description": "null：随系统提供的文件，尚无发布版本"}
+    )
+    title = fields.String()
+    content_hash = fields.String(
+        allow_none=True, metadata={"description": "表单内容的 sha256（规范化 JSON）"}
+    )
+    created_at = _Instant(allow_none=True)
+    created_by_id = fields.Integer(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
+class FormDocumentSchema(FormVersionSchema):
+    draft_revision = fields.Integer(allow_none=True, metadata={"description": "本范围未发布草稿的修改次数"})
+    definition = fields.Dict(metadata={"description": "表单定义（key、title、fields、routing …）"})
+
+
+class FormPublishRequestSchema(ApiSchema):
+    sector = _sector("行业代码；省略或 null：全国通用（仅系统管理员）", load_default=None)
+    definition = _Object(
+        required=True,
+        max_bytes=MAX_DRAFT_BYTES,
+        metadata={"description": "表单定义：title、fields、routing 等；key 可省略（取路径中的标识）"},
+    )
+    note = _note("版本说明")
+    revision = _revision()
+
+
+class FormPublishedSchema(FormVersionSchema):
+    created = fields.Boolean(metadata={"description": "false：内容与最新版本相同，未生成新版本"})
+
+
+class PolicySchema(Schema):
+    sector = fields.String(allow_none=True, metadata={"description": "null：全国"})
+    key = fields.String(metadata={"description": "策略配置标识"})
+    version = fields.Integer(allow_none=True, metadata={"description": "已发布的版本；null：本行业尚未发布"})
+    created_at = _Instant(allow_none=True)
+    created_by_id = fields.Integer(allow_none=True)
+    note = fields.String(allow_none=True)
+    draft_revision = fields.Integer(allow_none=True, metadata={"description": "未发布草稿的修改次数"})
+    document = fields.Dict(
+        metadata={
+            "description": "已发布的配置文档：行业的只含覆盖全国的部分（values、ladder）；"
+            "发布时提交同样的结构"
+        }
+    )
+    effective = fields.Dict(
+        metadata={"description": "继承后生效的数值与督办梯度，以及覆盖（overrides）和继承（inherited）的名称"}
+    )
+
+
+class PolicyPublishRequestSchema(ApiSchema):
+    document = _Object(
+        required=True,
+        max_bytes=MAX_DRAFT_BYTES,
+        metadata={
+            "description": "策略配置文档（title、extends、values、ladder …）；"
+            "key、sector、region 取路径中的范围"
+        },
+    )
+    note = _note("版本说明（记录在设计日志中）")
+    revision = _revision()
+
+
+class PolicyPublishedSchema(Schema):
+    sector = fields.String(allow_none=True)
+    key = fields.String()
+    version = fields.Integer()
+    created = fields.Boolean(metadata={"description": "false：内容与最新版本相同，未生成新版本"})
+    warnings = fields.List(fields.Nested(GateProblemSchema))
 
 
 # --- notices ----------------------------------------------------------------------------------------
@@ -720,6 +1045,31 @@ COMPONENTS: dict[str, type[Schema]] = {
     "MigrateRequest": MigrateRequestSchema,
     "MigrationResult": MigrationResultSchema,
     "MigrationResultList": MigrationResultListSchema,
+    "DiagramCheckRequest": DiagramCheckRequestSchema,
+    "DiagramPublishRequest": DiagramPublishRequestSchema,
+    "GateProblem": GateProblemSchema,
+    "DiagramCheck": DiagramCheckSchema,
+    "DiagramPublished": DiagramPublishedSchema,
+    "BpmnQuery": BpmnQuerySchema,
+    "BindingTarget": BindingTargetSchema,
+    "BindingChange": BindingChangeSchema,
+    "Binding": BindingSchema,
+    "BindingDetail": BindingDetailSchema,
+    "BindingList": BindingListSchema,
+    "BindRequest": BindRequestSchema,
+    "RollbackRequest": RollbackRequestSchema,
+    "RollbackResult": RollbackResultSchema,
+    "FormScopeQuery": FormScopeQuerySchema,
+    "FormQuery": FormQuerySchema,
+    "FormSummary": FormSummarySchema,
+    "FormList": FormListSchema,
+    "FormVersion": FormVersionSchema,
+    "FormDocument": FormDocumentSchema,
+    "FormPublishRequest": FormPublishRequestSchema,
+    "FormPublished": FormPublishedSchema,
+    "Policy": PolicySchema,
+    "PolicyPublishRequest": PolicyPublishRequestSchema,
+    "PolicyPublished": PolicyPublishedSchema,
     "NoticeQuery": NoticeQuerySchema,
     "NoticeRecipient": NoticeRecipientSchema,
     "Notice": NoticeSchema,

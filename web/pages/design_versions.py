@@ -20,6 +20,8 @@ sector (:func:`engine.design.process_sector`); a binding's own sector must be on
 edit too (a national binding, without sector: system administrators only). Each bind and
 rollback carries a note, kept in the binding history; a migration is recorded as a ``migrated``
 event in each hazard's audit chain. Form errors re-render the page with status 422.
+:func:`bind_version` and :func:`rollback_version` (with :func:`process_access` and
+:func:`binding_rows`) are shared with ``/api/v1/definitions/bindings``: one set of checks for both.
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ class Access:
     editor: bool
 
 
-def _access(session: Session, key: str, *, edit: bool = False) -> Access:
+def process_access(session: Session, key: str, *, edit: bool = False) -> Access:
     """The actor's access to process ``key``.
 
     :raises NotFound: no such process. :raises Forbidden: neither an editor of its sector nor
@@ -204,11 +206,23 @@ def _elements(version: DefinitionVersion) -> dict[str, ElementInfo]:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What a binding starts new hazards on: a process, its version then, pinned or following the latest."""
+
+    process_key: str
+    version: int | None
+    pinned: bool
+
+
+@dataclass(frozen=True, slots=True)
 class HistoryRow:
     entry: DefinitionBindingHistory
     before: str
     after: str
     by: str
+    #: the same as ``before`` and ``after``, for JSON (None: no binding)
+    before_target: Target | None = None
+    after_target: Target | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,17 +245,37 @@ def _version_labels(session: Session) -> tuple[dict[int, tuple[str, int]], list[
     return {d.version.id: (d.version.process_key, d.version.version) for d in deployed}, deployed
 
 
-def _target_text(
+def _target(
     labels: Mapping[int, tuple[str, int]], key: str | None, pinned_id: int | None, effective_id: int | None
-) -> str:
+) -> Target | None:
     if key is None:
-        return _("（无此绑定）")
+        return None
     shown = labels.get(effective_id or pinned_id or -1)
-    text = f"{key} v{shown[1]}" if shown else key
-    return text + (_("（固定版本）") if pinned_id is not None else _("（跟随最新版本）"))
+    return Target(key, shown[1] if shown else None, pinned_id is not None)
 
 
-def _bindings(session: Session, access: Access, key: str) -> list[BindingRow]:
+def _target_text(target: Target | None) -> str:
+    if target is None:
+        return _("（无此绑定）")
+    text = f"{target.process_key} v{target.version}" if target.version else target.process_key
+    return text + (_("（固定版本）") if target.pinned else _("（跟随最新版本）"))
+
+
+def _history_row(
+    labels: Mapping[int, tuple[str, int]], entry: DefinitionBindingHistory, names: Mapping[int, str]
+) -> HistoryRow:
+    before = _target(
+        labels,
+        entry.previous_process_key,
+        entry.previous_definition_version_id,
+        entry.previous_effective_version_id,
+    )
+    after = _target(labels, entry.process_key, entry.definition_version_id, entry.effective_version_id)
+    by = names.get(entry.changed_by_id, _("系统")) if entry.changed_by_id else _("系统")
+    return HistoryRow(entry, _target_text(before), _target_text(after), by, before, after)
+
+
+def binding_rows(session: Session, access: Access, key: str) -> list[BindingRow]:
     """The bindings that start new hazards on some version of ``key``, with their history."""
     labels, deployed = _version_labels(session)
     sectors = ledger.sector_names(session)
@@ -259,22 +293,7 @@ def _bindings(session: Session, access: Access, key: str) -> list[BindingRow]:
     names = design.user_names(session, (e.changed_by_id for h in histories.values() for e in h))
     rows = []
     for binding, number in found:
-        history = [
-            HistoryRow(
-                entry,
-                _target_text(
-                    labels,
-                    entry.previous_process_key,
-                    entry.previous_definition_version_id,
-                    entry.previous_effective_version_id,
-                ),
-                _target_text(
-                    labels, entry.process_key, entry.definition_version_id, entry.effective_version_id
-                ),
-                names.get(entry.changed_by_id, _("系统")) if entry.changed_by_id else _("系统"),
-            )
-            for entry in histories[binding.id]
-        ]
+        history = [_history_row(labels, entry, names) for entry in histories[binding.id]]
         rows.append(
             BindingRow(
                 binding=binding,
@@ -322,9 +341,9 @@ def _render_index(
     rollback_values: Mapping[str, str] | None = None,
 ) -> Response:
     with read_session() as session:
-        access = _access(session, key)
+        access = process_access(session, key)
         versions = definitions.list_versions(session, key)
-        bindings = _bindings(session, access, key)
+        bindings = binding_rows(session, access, key)
         context: dict[str, Any] = {}
         if access.editor:
             context["sector_choices"] = _sector_choices(session, access.actor)
@@ -356,8 +375,8 @@ def index(key: str) -> Response:
 # --- binding and rolling back -----------------------------------------------------------------------
 
 
-def _note(form: Mapping[str, str], errors: dict[str, list[str]]) -> str:
-    note = form.get("note", "").strip()
+def _note(text: str, errors: dict[str, list[str]]) -> str:
+    note = text.strip()
     if not note:
         errors["note"] = [_("请填写说明（记录在绑定历史中）")]
     elif len(note) > MAX_NOTE:
@@ -374,6 +393,98 @@ def _region_id(session: Session, actor: Actor, code: str, errors: dict[str, list
     return definitions.find_region(session, code).id
 
 
+def key_label(grade: str, sector: str | None, region_code: str | None) -> str:
+    """A binding's key as :func:`engine.definitions.binding_label` writes it (``general/hazchem@341821``)."""
+    return grade + (f"/{sector}" if sector else "") + (f"@{region_code}" if region_code else "")
+
+
+def bind_version(
+    session: Session,
+    key: str,
+    *,
+    grade: str,
+    sector: str | None,
+    region_code: str | None,
+    version: int | None,
+    note: str,
+    errors: Mapping[str, list[str]] | None = None,
+) -> DefinitionBinding:
+    """Bind new hazards of ``grade`` (``sector``: ``None`` every sector, system administrators
+    only; ``region_code``: ``None`` every region) to version ``version`` of ``key`` (``None``: its
+    latest), recorded with ``note`` in the binding history. The versions page and
+    ``POST /api/v1/definitions/bindings`` both bind through here.
+
+    ``errors``: what the caller found wrong in its input already, reported with the rest.
+
+    :raises NotFound: no such process. :raises Forbidden: not an editor of the process's sector.
+    :raises InvalidInput: by field (``grade``, ``sector``, ``region``, ``version``, ``note``).
+    """
+    found = dict(errors or {})
+    note = _note(note, found)
+    if grade not in BINDING_GRADES:
+        found["grade"] = [_("请选择隐患等级")]
+    access = process_access(session, key, edit=True)
+    if sector is None and not design.may_edit_national(access.actor):
+        found["sector"] = [_("请选择本部门牵头的行业")]
+    elif sector is not None and sector not in {c for c, _n in _sector_choices(session, access.actor)}:
+        found["sector"] = [_("只能绑定本部门牵头的行业")]
+    region_id = _region_id(session, access.actor, region_code or "", found)
+    if version is not None:
+        try:
+            definitions.get_version(session, key, version)
+        except NotFound:
+            found["version"] = [_("没有版本 v{n}", n=version)]
+    if found:
+        raise InvalidInput(found)
+    try:
+        return definitions.bind(
+            session,
+            grade=grade,
+            process_key=key,
+            sector_code=sector,
+            region_id=region_id,
+            version=version,
+            changed_by_id=access.actor.user_id,
+            note=note,
+        )
+    except DefinitionInvalid as exc:
+        raise InvalidInput({"version": [str(exc)]}) from exc
+
+
+def rollback_version(
+    session: Session, key: str, *, grade: str, sector: str | None, region_code: str | None, note: str
+) -> DefinitionBinding | None:
+    """Undo the latest change of the binding (``grade``, ``sector``, ``region_code``) from the
+    versions page of ``key``, recorded with ``note``; the page and
+    ``POST /api/v1/definitions/bindings/rollback`` both roll back through here.
+
+    :returns: the restored binding, or None when the binding was removed (a less specific one applies).
+    :raises NotFound: no such process, region or grade. :raises Forbidden: not an editor of the
+        process's sector or of the binding's. :raises InvalidInput: no note, or nothing to roll back.
+    """
+    errors: dict[str, list[str]] = {}
+    note = _note(note, errors)
+    access = process_access(session, key, edit=True)
+    if not design.can_edit(session, access.actor, sector):
+        raise Forbidden(_("只能回退本部门牵头行业的绑定"))
+    region_id = definitions.find_region(session, region_code).id if region_code else None
+    if grade not in BINDING_GRADES:
+        raise NotFound("绑定", key_label(grade, sector, region_code))
+    if errors:
+        raise InvalidInput(errors)
+    try:
+        return definitions.rollback_binding(
+            session,
+            grade=grade,
+            sector_code=sector,
+            region_id=region_id,
+            changed_by_id=access.actor.user_id,
+            note=note,
+        )
+    except NotFound as exc:
+        raise InvalidInput({"_schema": [str(exc)]}) from exc
+
+
 @bp.post("/design/diagrams/<key>/bindings")
 @login_required
 @roles_required(*EDITORS)
@@ -386,41 +497,21 @@ def bind(key: str) -> Response:
     values = {name: request.form.get(name, "").strip() for name in ("grade", "sector", "region", "version")}
     values["note"] = request.form.get("note", "").strip()
     errors: dict[str, list[str]] = {}
-    note = _note(values, errors)
-    if values["grade"] not in BINDING_GRADES:
-        errors["grade"] = [_("请选择隐患等级")]
     number = None if values["version"] == LATEST else _int(values["version"])
     if values["version"] != LATEST and number is None:
         errors["version"] = [_("请选择版本")]
     try:
         with sessions().begin() as session:
-            access = _access(session, key, edit=True)
-            sector = values["sector"] or None
-            if sector is None and not design.may_edit_national(access.actor):
-                errors["sector"] = [_("请选择本部门牵头的行业")]
-            elif sector is not None and sector not in {c for c, _n in _sector_choices(session, access.actor)}:
-                errors["sector"] = [_("只能绑定本部门牵头的行业")]
-            region_id = _region_id(session, access.actor, values["region"], errors)
-            if number is not None:
-                try:
-                    definitions.get_version(session, key, number)
-                except NotFound:
-                    errors["version"] = [_("没有版本 v{n}", n=number)]
-            if errors:
-                raise InvalidInput(errors)
-            try:
-                binding = definitions.bind(
-                    session,
-                    grade=values["grade"],
-                    process_key=key,
-                    sector_code=sector,
-                    region_id=region_id,
-                    version=number,
-                    changed_by_id=access.actor.user_id,
-                    note=note,
-                )
-            except DefinitionInvalid as exc:
-                raise InvalidInput({"version": [str(exc)]}) from exc
+            binding = bind_version(
+                session,
+                key,
+                grade=values["grade"],
+                sector=values["sector"] or None,
+                region_code=values["region"] or None,
+                version=number,
+                note=values["note"],
+                errors=errors,
+            )
             label = definitions.binding_label(binding)
     except InvalidInput as exc:
         return _render_index(key, status=422, bind_values=values, bind_errors=exc.messages)
@@ -445,30 +536,17 @@ def rollback(key: str) -> Response:
     grade = request.form.get("grade", "").strip()
     sector = request.form.get("sector", "").strip() or None
     region_code = request.form.get("region", "").strip()
-    label = grade + (f"/{sector}" if sector else "") + (f"@{region_code}" if region_code else "")
-    errors: dict[str, list[str]] = {}
-    note = _note(request.form, errors)
+    label = key_label(grade, sector, region_code)
     try:
         with sessions().begin() as session:
-            access = _access(session, key, edit=True)
-            if not design.can_edit(session, access.actor, sector):
-                raise Forbidden(_("只能回退本部门牵头行业的绑定"))
-            region_id = definitions.find_region(session, region_code).id if region_code else None
-            if grade not in BINDING_GRADES:
-                raise NotFound("绑定", label)
-            if errors:
-                raise InvalidInput(errors)
-            try:
-                restored = definitions.rollback_binding(
-                    session,
-                    grade=grade,
-                    sector_code=sector,
-                    region_id=region_id,
-                    changed_by_id=access.actor.user_id,
-                    note=note,
-                )
-            except NotFound as exc:
-                raise InvalidInput({"note": [str(exc)]}) from exc
+            restored = rollback_version(
+                session,
+                key,
+                grade=grade,
+                sector=sector,
+                region_code=region_code or None,
+                note=request.form.get("note", ""),
+            )
             if restored is None:
                 message = _("已回退 {label}：该绑定已撤销，改用更上一级的绑定。", label=label)
             else:
@@ -512,7 +590,7 @@ def _summary(session: Session, key: str, number: int) -> tuple[definitions.Versi
 def xml(key: str, number: int) -> Response:
     """The version's BPMN XML (``?download=1``: as a file ``<key>_v<n>.bpmn``)."""
     with read_session() as session:
-        _access(session, key)
+        process_access(session, key)
         text = definitions.get_version(session, key, number).bpmn_xml
     response = current_app.make_response(text)
     response.mimetype = "application/xml"
@@ -526,7 +604,7 @@ def xml(key: str, number: int) -> Response:
 @roles_required(*VIEWERS)
 def show(key: str, number: int) -> Response:
     with read_session() as session:
-        access = _access(session, key)
+        access = process_access(session, key)
         summary, versions = _summary(session, key, number)
         return _page(
             "design_versions/version.html",
@@ -563,7 +641,7 @@ def heatmap(key: str, number: int) -> Response:
             error = _("请选择版本")
     now = engine_context().clock.now()
     with read_session() as session:
-        access = _access(session, key)
+        access = process_access(session, key)
         summary, versions = _summary(session, key, number)
         version = definitions.get_version(session, key, number)
         counts = design.heatmap(session, version.id, now)
@@ -674,7 +752,7 @@ def diff(key: str) -> Response:
     errors: dict[str, list[str]] = {}
     old, new = _pair(request.args, errors)
     with read_session() as session:
-        access = _access(session, key)
+        access = process_access(session, key)
         versions = definitions.list_versions(session, key)
         context: dict[str, Any] = {}
         if not errors and old is not None and new is not None:
@@ -721,7 +799,7 @@ def _render_preview(
     for name, messages in (extra or {}).items():
         errors.setdefault(name, messages)
     with read_session() as session:
-        access = _access(session, key, edit=True)
+        access = process_access(session, key, edit=True)
         versions = definitions.list_versions(session, key)
         context: dict[str, Any] = {}
         if old is not None and new is not None and old != new:
@@ -785,7 +863,7 @@ def migrate(key: str) -> Response:
         return _render_preview(key, form, chosen=chosen, extra=errors)
     assert old is not None and new is not None
     with read_session() as session:
-        access = _access(session, key, edit=True)
+        access = process_access(session, key, edit=True)
         old_id = definitions.get_version(session, key, old).id
         new_id = definitions.get_version(session, key, new).id
         name = definitions.list_versions(session, key)[0].name
