@@ -427,10 +427,7 @@ def test_the_general_loop_through_the_pages(loop: Loop, as_user: Callable[[str],
 
     safety = as_user("chen_safety")
     plan_id = loop.item(hazard_id, "assign_plan")
-    assert (
-        post(safety, f"/tasks/{plan_id}", plan_form(loop.date(7))).status_code
-        == 302
-    )
+    assert post(safety, f"/tasks/{plan_id}", plan_form(loop.date(7))).status_code == 302
 
     def rectify(color: tuple[int, int, int], summary: str) -> None:
         rectifier = as_user("zhang_rectifier")
