@@ -67,6 +67,7 @@ __all__ = [
     "latest_form_version",
     "pinned_form",
     "pinned_versions",
+    "previous_form_version",
     "publish_form_version",
     "seed_shipped_forms",
     "submission_forms",
@@ -207,6 +208,26 @@ def get_form_version(session: Session, form_key: str, sector_code: str | None, v
     if found is None:
         raise NotFound("表单版本", f"{form_key}@{scope_of(sector_code)} v{version}")
     return found
+
+
+def previous_form_version(session: Session, version: FormVersion) -> FormVersion | None:
+    """The version ``version`` replaced: the previous one of its scope; for a sector's first
+    version, the national version that applied when it was published (``None``: the first of all,
+    or the shipped file applied)."""
+    if version.version > 1:
+        return get_form_version(session, version.form_key, version.sector_code, version.version - 1)
+    if version.scope == NATIONAL_SCOPE:
+        return None
+    return session.scalars(
+        select(FormVersion)
+        .where(
+            FormVersion.form_key == version.form_key,
+            FormVersion.scope == NATIONAL_SCOPE,
+            FormVersion.created_at <= version.created_at,
+        )
+        .order_by(FormVersion.version.desc())
+        .limit(1)
+    ).first()
 
 
 def form_pins_for(session: Session, form_keys: Iterable[str], sector_code: str | None) -> dict[str, int]:

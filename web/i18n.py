@@ -1561,6 +1561,60 @@ EN: dict[str, str] = {
     "边界事件": "Boundary event",
     "中间捕获事件": "Intermediate catch event",
     "中间抛出事件": "Intermediate throw event",
+    # versions of forms and policy profiles: one version, two compared (templates/design_history/,
+    # web/pages/design_history.py; links in design/form_edit.html and policy.html)
+    "与上一版比较": "Compare with the previous version",
+    "返回编辑表单": "Back to the form editor",
+    "返回策略配置": "Back to the policy profile",
+    "{title} · 第 {n} 版": "{title} · version {n}",
+    "填写人看到的表单（只读）": "The form as the person filling it in sees it (read-only)",
+    "已发布的版本不能修改；此后启动的隐患流程使用最新版本，已启动的流程继续使用启动时的版本。": (
+        "A published version cannot be changed; hazard processes started from now on use the latest "
+        "version, processes already started keep the version they started with."
+    ),
+    "比较表单版本": "Compare form versions",
+    "比较策略配置版本": "Compare policy profile versions",
+    (
+        "版本号在同一范围（{scope}）内计数，这里比较该范围的两个版本；本行业的第 1 版与它取代的全国版本比较，"
+        "请使用版本记录中的“与上一版比较”。"
+    ): (
+        "Version numbers count within one scope ({scope}); this compares two versions of that scope. To "
+        "compare a sector's version 1 with the national version it replaced, use “Compare with the "
+        "previous version” in the version history."
+    ),
+    (
+        "比较的是每个版本生效的全部内容（含沿用的全国数值）：策略值、督办升级梯度（含时间点的期限）和触发条件。"
+    ): (
+        "Compares everything in force in each version (including the national values it inherits): "
+        "policy values, the escalation ladder (with the time each rung is issued) and the triggers."
+    ),
+    "版本号必须是正整数（得到 {value}）": "A version number must be a positive whole number (got {value})",
+    "第 {n} 版是第一个版本，没有可比较的上一版。": (
+        "Version {n} is the first version; there is no previous version to compare with."
+    ),
+    "两个版本相同。": "The two versions are the same.",
+    "两个版本的内容相同。": "The two versions have the same content.",
+    "内容或改变的属性": "Content or changed attributes",
+    "字段顺序": "Field order",
+    "原顺序": "Old order",
+    "新顺序": "New order",
+    "查看第 {n} 版": "View version {n}",
+    "查看{scope}第 {n} 版": "View {scope} version {n}",
+    "梯度": "Rung",
+    "设置": "Settings",
+    "没有触发条件。": "No triggers.",
+    "下面是该版本生效的全部数值：标为“本行业设置”的由本行业设置，其余沿用发布时的全国配置。": (
+        "Below is every value in force in this version: those marked “Set by this sector” are the "
+        "sector's own, the others come from the national profile as it was when this version was published."
+    ),
+    "本行业设置的策略值": "Values set by this sector",
+    "备注": "Note",
+    "级别": "Level",
+    "文书": "Notice",
+    "时间点": "Issued at",
+    "时间点期限": "Time until issue",
+    "回复/公布期限时长": "Response/publication period",
+    "检查项": "Checklist items",
 }
 
 CATALOGUES: dict[str, Mapping[str, str]] = {"en": EN}

@@ -46,6 +46,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "design",
     "design_diagrams",
     "design_versions",
+    "design_history",
 )
 
 #: roles that work with hazards (process and system administrators see none: DESIGN §3)

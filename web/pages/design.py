@@ -48,6 +48,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from engine import design
+from engine import form_versions
 from engine import forms as engine_forms
 from engine import policy as engine_policy
 from engine.errors import Conflict
@@ -602,6 +603,10 @@ class VersionRow:
     created_at: dt.datetime
     note: str | None
     current: bool
+    #: the version's scope (sector code or ``*``), for the links to its page and its diff
+    scope: str = NATIONAL_SCOPE
+    #: (scope, version) of the version it replaced (:func:`form_versions.previous_form_version`)
+    previous: tuple[str, int] | None = None
 
 
 def _form_versions(session: Session, form_key: str, sector_code: str | None) -> list[VersionRow]:
@@ -622,6 +627,11 @@ def _form_versions(session: Session, form_key: str, sector_code: str | None) -> 
     for scope in scopes:
         scope_name = _scope_name(session, None if scope == NATIONAL_SCOPE else scope)
         for version in (v for v in found if v.scope == scope):
+            if version.version > 1:
+                previous: tuple[str, int] | None = (scope, version.version - 1)
+            else:
+                replaced = form_versions.previous_form_version(session, version)
+                previous = (replaced.scope, replaced.version) if replaced is not None else None
             rows.append(
                 VersionRow(
                     scope_name,
@@ -631,6 +641,8 @@ def _form_versions(session: Session, form_key: str, sector_code: str | None) -> 
                     version.created_at,
                     version.note,
                     version.version == latest[scope],
+                    scope,
+                    previous,
                 )
             )
     return rows
