@@ -800,14 +800,15 @@ def latest_version(session: Session, process_key: str) -> DefinitionVersion | No
     ).first()
 
 
-def _key_label(grade: str, sector_code: str | None, region: str | None) -> str:
+def binding_key_label(grade: str, sector_code: str | None, region: str | None) -> str:
+    """A binding's key as text: ``major``, ``major/hazchem``, ``general@341821`` (region code)."""
     return grade + (f"/{sector_code}" if sector_code else "") + (f"@{region}" if region else "")
 
 
 def binding_label(binding: DefinitionBinding) -> str:
     """``major``, ``major/hazchem``, ``general@341821``, ``major/fire@341821``."""
     region = binding.region.code if binding.region is not None else None
-    return _key_label(binding.grade, binding.sector_code, region)
+    return binding_key_label(binding.grade, binding.sector_code, region)
 
 
 def list_versions(session: Session, process_key: str) -> list[VersionSummary]:
@@ -1123,7 +1124,8 @@ def rollback_binding(
             break
     if target is None:
         region = session.get(Region, region_id) if region_id is not None else None
-        raise NotFound("可回退的绑定变更", _key_label(grade, sector_code, region.code if region else None))
+        label = binding_key_label(grade, sector_code, region.code if region else None)
+        raise NotFound("可回退的绑定变更", label)
     binding = find_binding(session, grade=grade, sector_code=sector_code, region_id=region_id)
     before: tuple[str | None, int | None, int | None] = (None, None, None)
     if binding is not None:

@@ -446,7 +446,7 @@ def rollback_binding() -> ResponseReturnValue:
         )
         return schemas.RollbackResultSchema().dump(
             {
-                "label": design_versions.key_label(grade, sector, region),
+                "label": definitions.binding_key_label(grade, sector, region),
                 "binding": _binding(session, restored) if restored is not None else None,
             }
         )

@@ -393,11 +393,6 @@ def _region_id(session: Session, actor: Actor, code: str, errors: dict[str, list
     return definitions.find_region(session, code).id
 
 
-def key_label(grade: str, sector: str | None, region_code: str | None) -> str:
-    """A binding's key as :func:`engine.definitions.binding_label` writes it (``general/hazchem@341821``)."""
-    return grade + (f"/{sector}" if sector else "") + (f"@{region_code}" if region_code else "")
-
-
 def bind_version(
     session: Session,
     key: str,
@@ -469,7 +464,7 @@ def rollback_version(
         raise Forbidden(_("只能回退本部门牵头行业的绑定"))
     region_id = definitions.find_region(session, region_code).id if region_code else None
     if grade not in BINDING_GRADES:
-        raise NotFound("绑定", key_label(grade, sector, region_code))
+        raise NotFound("绑定", definitions.binding_key_label(grade, sector, region_code))
     if errors:
         raise InvalidInput(errors)
     try:
@@ -536,7 +531,7 @@ def rollback(key: str) -> Response:
     grade = request.form.get("grade", "").strip()
     sector = request.form.get("sector", "").strip() or None
     region_code = request.form.get("region", "").strip()
-    label = key_label(grade, sector, region_code)
+    label = definitions.binding_key_label(grade, sector, region_code)
     try:
         with sessions().begin() as session:
             restored = rollback_version(
